@@ -1,0 +1,3 @@
+"""responder: crisis-intervention alert responder."""
+
+__version__ = "0.1.0"
