@@ -1,0 +1,5 @@
+import sys
+
+from responder.cli import main
+
+sys.exit(main())

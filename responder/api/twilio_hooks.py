@@ -1,0 +1,149 @@
+"""Twilio's webhooks: status callbacks, voice menus and key presses, inbound SMS. All signature-checked."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
+
+from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS, TWILIO_CHECKER
+from responder.engine.acceptance import accept, record_pass
+from responder.errors import Forbidden
+from responder.logging import get_logger
+from responder.paging import inbound, twiml
+from responder.paging.messages import (
+    VOICE_LANGUAGES,
+    PageFacts,
+    language_of,
+    sms_line,
+    voice_line,
+    voice_prompt,
+)
+from responder.paging.replies import parse_reply
+from responder.paging.status import is_machine
+
+log = get_logger(__name__)
+routes = web.RouteTableDef()
+XML = "application/xml"
+
+
+async def verified_form(request: web.Request) -> MultiDictProxy[str]:
+    """The POSTed form, when X-Twilio-Signature matches our public URL for this request."""
+    form = await request.post()
+    url = request.app[SETTINGS].env.public_url + request.path_qs
+    params = MultiDictProxy(MultiDict((k, v) for k, v in form.items() if isinstance(v, str)))
+    if not request.app[TWILIO_CHECKER].is_valid(url, params, request.headers.get("X-Twilio-Signature", "")):
+        log.warning("twilio_signature_rejected", path=request.path)
+        raise Forbidden("X-Twilio-Signature does not match")
+    return params
+
+
+def _xml(body: str) -> web.Response:
+    return web.Response(text=body, content_type=XML)
+
+
+@routes.post("/twilio/status/{page_id}")
+async def status_callback(request: web.Request) -> web.Response:
+    form = await verified_form(request)
+    status = form.get("MessageStatus") or form.get("CallStatus") or ""
+    sequence = form.get("SequenceNumber", "")
+    news = await inbound.record_status(
+        request.app[DB], request.match_info["page_id"], status, form.get("ErrorCode"), form.get("AnsweredBy"),
+        int(sequence) if sequence.isdigit() else None, request.app[CLOCK].now(),
+    )
+    if news is not None and news.failed:
+        await request.app[ENGINE].fail_over(news.case_id, news.page_id, news.reason)
+    return web.Response(status=204)
+
+
+def _not_open(request: web.Request, facts: PageFacts, lang: str, status: str, holder: str | None) -> str:
+    key = "taken" if status == "acknowledged" else "closed"
+    person = request.app[ROSTER].person(holder) if holder else None
+    name = person.name if person else (holder or "")
+    return twiml.say_and_hang_up(voice_line(key, lang, facts.ref, name), VOICE_LANGUAGES[lang])
+
+
+@routes.post("/twilio/voice/{page_id}")
+async def voice_menu(request: web.Request) -> web.Response:
+    form = await verified_form(request)
+    found = await inbound.load_page(request.app[DB], request.match_info["page_id"])
+    if found is None:
+        return _xml(twiml.say_and_hang_up("Goodbye.", "en-US"))
+    page, case = found
+    person = request.app[ROSTER].person(page.person_id)
+    lang = language_of(person.languages if person else ())
+    facts, voice_lang, now = PageFacts(case.ref, case.risk_level, case.region), VOICE_LANGUAGES[lang], request.app[CLOCK].now()
+    answered_by = form.get("AnsweredBy")
+    if is_machine(answered_by):
+        # Voicemail is never an acknowledgement: leave a short message, move the chain on.
+        if await inbound.mark_answered_by_machine(request.app[DB], page.id, str(answered_by), now):
+            await request.app[ENGINE].fail_over(case.id, page.id, "answered by a machine")
+        return _xml(twiml.say_and_hang_up(voice_line("voicemail", lang, case.ref), voice_lang))
+    if case.status != "open":
+        return _xml(_not_open(request, facts, lang, case.status, case.accepted_by))
+    play = request.query.get("play", "1")
+    if play == "done":
+        if await inbound.note_no_input(request.app[DB], page.id, now):
+            await request.app[ENGINE].fail_over(case.id, page.id, "no key pressed")
+        return _xml(twiml.say_and_hang_up(voice_line("no_input", lang, case.ref), voice_lang))
+    plays = int(play) if play.isdigit() else 1
+    base = f"{request.app[SETTINGS].env.public_url}/twilio/voice/{page.id}"
+    again = f"{base}?play={plays + 1}" if plays < twiml.PROMPT_PLAYS else f"{base}?play=done"
+    return _xml(twiml.menu(voice_prompt(facts, lang), voice_lang, f"{base}/key", again))
+
+
+@routes.post("/twilio/voice/{page_id}/key")
+async def voice_key(request: web.Request) -> web.Response:
+    form = await verified_form(request)
+    found = await inbound.load_page(request.app[DB], request.match_info["page_id"])
+    if found is None:
+        return _xml(twiml.say_and_hang_up("Goodbye.", "en-US"))
+    page, case = found
+    person = request.app[ROSTER].person(page.person_id)
+    lang = language_of(person.languages if person else ())
+    facts, voice_lang = PageFacts(case.ref, case.risk_level, case.region), VOICE_LANGUAGES[lang]
+    digits, now = form.get("Digits", ""), request.app[CLOCK].now()
+    base = f"{request.app[SETTINGS].env.public_url}/twilio/voice/{page.id}"
+    if digits == "1":
+        result = await accept(request.app[DB], request.app[ROSTER], case.id, page.person_id, "voice", now)
+        request.app[ENGINE].kick()
+        if result.won:
+            return _xml(twiml.say_and_hang_up(voice_line("accepted", lang, case.ref), voice_lang))
+        return _xml(_not_open(request, facts, lang, result.status, result.holder_id))
+    if digits == "2":
+        if await record_pass(request.app[DB], case.id, page.id, page.person_id, "voice", now):
+            await request.app[ENGINE].fail_over(case.id, page.id, "passed by key 2")
+        return _xml(twiml.say_and_hang_up(voice_line("passed", lang, case.ref), voice_lang))
+    return _xml(twiml.menu(voice_prompt(facts, lang), voice_lang, f"{base}/key", f"{base}?play=2"))
+
+
+@routes.post("/twilio/sms")
+async def inbound_sms(request: web.Request) -> web.Response:
+    form = await verified_form(request)
+    person = request.app[ROSTER].by_phone(form.get("From", ""))
+    if person is None:
+        log.info("sms_from_unknown_number")
+        return _xml(twiml.sms_reply(None))
+    reply = parse_reply(form.get("Body", ""))
+    now = request.app[CLOCK].now()
+    if reply.verb == "help":
+        return _xml(twiml.sms_reply(sms_line("help")))
+    if reply.verb in ("stop", "start"):
+        return _xml(twiml.sms_reply(sms_line("stopped" if reply.verb == "stop" else "started")))
+    found = await inbound.find_page(request.app[DB], person.id, reply.code) if reply.verb != "unknown" else None
+    if found is None:
+        return _xml(twiml.sms_reply(sms_line("unknown")))
+    page, case = found
+    facts = PageFacts(case.ref, case.risk_level, case.region)
+    if reply.verb == "pass":
+        if await record_pass(request.app[DB], case.id, page.id, person.id, "sms", now):
+            await request.app[ENGINE].fail_over(case.id, page.id, "passed by SMS")
+            return _xml(twiml.sms_reply(sms_line("passed", facts)))
+        return _xml(twiml.sms_reply(sms_line("closed", facts)))
+    result = await accept(request.app[DB], request.app[ROSTER], case.id, person.id, "sms", now)
+    request.app[ENGINE].kick()
+    if result.won:
+        link = f"{request.app[SETTINGS].env.public_url}/v1/cases/{case.id}"
+        return _xml(twiml.sms_reply(sms_line("accepted", facts, link=link)))
+    if result.status == "acknowledged":
+        return _xml(twiml.sms_reply(sms_line("taken", facts, holder=result.holder_name)))
+    return _xml(twiml.sms_reply(sms_line("closed", facts)))

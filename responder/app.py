@@ -1,0 +1,121 @@
+"""The aiohttp application: one cleanup context per resource, started in order, stopped in reverse."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from aiohttp import web
+from sqlalchemy import select, update
+
+from responder.api import alerts, cases, health, links, twilio_hooks
+from responder.api.keys import CLOCK, DB, ENGINE, INTAKE, LINKS, ROSTER, SETTINGS, TWILIO_CHECKER, VERIFIER
+from responder.api.middleware import errors_middleware
+from responder.clock import Clock, SystemClock
+from responder.engine.playbook import Playbook, load_playbooks
+from responder.engine.plan import compile_plan
+from responder.engine.runner import Engine
+from responder.errors import ConfigError
+from responder.intake.service import Intake
+from responder.intake.signatures import SignatureVerifier
+from responder.logging import get_logger
+from responder.oncall.roster import Roster
+from responder.paging.links import LinkSigner
+from responder.paging.outbox import Outbox
+from responder.paging.twilio_client import SignatureChecker, TwilioGateway
+from responder.settings import Settings
+from responder.store.db import Database
+from responder.store.migrate import is_up_to_date
+from responder.store.models import Integration, Page, Person
+from responder.store.queries import CLAIMED, PENDING
+
+log = get_logger(__name__)
+PLAYBOOKS = web.AppKey("playbooks", list[Playbook])
+
+
+def check_playbooks(settings: Settings, playbooks: list[Playbook]) -> list[str]:
+    """Cross-checks between playbooks and the roster (a named person must exist)."""
+    known = {p.id for p in settings.config.people}
+    problems = []
+    for playbook in playbooks:
+        for tier in playbook.paging.tiers:
+            for target in tier.targets:
+                if target.person is not None and target.person not in known:
+                    problems.append(f"playbook {playbook.name}: tier {tier.id}: unknown person {target.person!r}")
+    return problems
+
+
+def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    """The whole service; raises ConfigError when playbooks are invalid."""
+    playbooks = load_playbooks(settings.env.playbooks_dir)
+    problems = check_playbooks(settings, playbooks)
+    if problems:
+        raise ConfigError(problems)
+    app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[PLAYBOOKS] = playbooks
+    app[ROSTER] = Roster(settings.config)
+    app[VERIFIER] = SignatureVerifier(settings.webhook_secrets)
+    app[TWILIO_CHECKER] = SignatureChecker([settings.env.twilio_auth_token])
+    link_secret = settings.env.link_secret or secrets.token_urlsafe(32)
+    if not settings.env.link_secret:
+        log.warning("link_secret_generated", hint="set RESPONDER_LINK_SECRET so links survive restarts")
+    app[LINKS] = LinkSigner(link_secret)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_engine)
+    for table in (alerts.routes, cases.routes, health.routes, links.routes, twilio_hooks.routes):
+        app.router.add_routes(table)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    db = Database(app[SETTINGS].env.database_url)
+    try:
+        if not await is_up_to_date(db):
+            raise ConfigError(["database schema is not up to date: run `responder db upgrade` first"])
+        ids = await _sync_roster(db, app[SETTINGS], app[CLOCK].now())
+    except BaseException:
+        await db.close()
+        raise
+    app[DB] = db
+    app[INTAKE] = Intake(db, app[PLAYBOOKS], ids, app[CLOCK])
+    yield
+    await db.close()
+
+
+async def _sync_roster(db: Database, settings: Settings, now: datetime) -> dict[str, int]:
+    """Mirror integrations and people from the config file into their tables."""
+    async with db.transaction() as session:
+        for integration in settings.config.integrations:
+            found = (await session.execute(
+                select(Integration).where(Integration.name == integration.name)  # type: ignore[arg-type]
+            )).scalar_one_or_none()
+            if found is None:
+                session.add(Integration(name=integration.name, created_at=now))
+        for person in settings.config.people:
+            row = await session.get(Person, person.id) or Person(id=person.id, name=person.name, phone=person.phone)
+            row.name, row.phone, row.active, row.updated_at = person.name, person.phone, person.active, now
+            row.languages, row.roles, row.regions = list(person.languages), list(person.roles), list(person.regions)
+            session.add(row)
+        await session.flush()
+        if db.is_sqlite:
+            # One process owns a SQLite file: whatever it had claimed before a crash was in flight.
+            await session.execute(update(Page).where(Page.status == CLAIMED).values(status=PENDING))  # type: ignore[arg-type]
+        rows = (await session.execute(select(Integration))).scalars().all()
+    return {row.name: int(row.id) for row in rows if row.id is not None}
+
+
+async def _engine(app: web.Application) -> AsyncIterator[None]:
+    env = app[SETTINGS].env
+    plans = {p.name: compile_plan(p, env.time_scale) for p in app[PLAYBOOKS]}
+    engine = Engine(app[DB], plans, app[ROSTER], app[CLOCK])
+    gateway = TwilioGateway(env.twilio_account_sid, env.twilio_auth_token, env.twilio_from, env.twilio_api_base)
+    outbox = Outbox(app[DB], gateway, app[ROSTER], app[LINKS], env.public_url, app[CLOCK], engine.fail_over)
+    app[ENGINE] = engine
+    engine.start(outbox)
+    log.info("service_started", playbooks=sorted(plans), time_scale=env.time_scale)
+    yield
+    await engine.stop()
+    await gateway.close()

@@ -1,0 +1,102 @@
+"""The `responder` command: serve, check, db upgrade, simulate-alert, simulator, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from responder.errors import ConfigError
+from responder.logging import configure_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="responder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    sub.add_parser("check", help="validate the config file and playbooks; non-zero on any error")
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade", "current"])
+    alert = sub.add_parser("simulate-alert", help="post a signed sample alert to a running service")
+    alert.add_argument("file", help="alert JSON, e.g. ../shared/samples/alerts/imminent-live-fr.json")
+    alert.add_argument("--url", default=None, help="service base URL (default: RESPONDER_PUBLIC_URL)")
+    alert.add_argument("--integration", default=None, help="integration name (default: the first one)")
+    alert.add_argument("--alert-id", default=None, help="override alert_id (to post a sample again as new)")
+    demo = sub.add_parser("demo", help="service + phone simulator + a sample alert, live")
+    demo.add_argument("--scripted", action="store_true", help="a phone accepts after the second page; exit 0")
+    demo.add_argument("--alert", default=None, help="alert JSON to post")
+    sim = sub.add_parser("simulator", help="run the phone simulator alone", add_help=False)
+    sim.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        print("responder: configuration error:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from responder.settings import load_settings
+
+    if args.command == "simulator":
+        from responder.simulator.__main__ import main as sim_main
+
+        return sim_main(args.rest) or 0
+    if args.command == "demo":
+        from responder.demo import run_demo
+
+        return asyncio.run(run_demo(scripted=args.scripted, alert_path=args.alert))
+    settings = load_settings()
+    configure_logging(settings.env.log_format, settings.env.log_level)
+    if args.command == "check":
+        return _check(settings)
+    if args.command == "db":
+        return asyncio.run(_db(settings.env.database_url, args.action))
+    if args.command == "simulate-alert":
+        from responder.tools import simulate_alert
+
+        return asyncio.run(simulate_alert(settings, args.file, args.url, args.integration, args.alert_id))
+    from responder.app import build_app
+
+    web.run_app(build_app(settings), host=args.host, port=args.port, print=None, access_log=None)
+    return 0
+
+
+def _check(settings: object) -> int:
+    from responder.app import check_playbooks
+    from responder.engine.playbook import load_playbooks
+    from responder.settings import Settings
+
+    assert isinstance(settings, Settings)
+    playbooks = load_playbooks(settings.env.playbooks_dir)
+    problems = check_playbooks(settings, playbooks)
+    if problems:
+        raise ConfigError(problems)
+    people, names = len(settings.config.people), ", ".join(p.name for p in playbooks)
+    print(f"ok: {settings.env.config_path} ({people} people), playbooks: {names}")
+    return 0
+
+
+async def _db(url: str, action: str) -> int:
+    from responder.store.db import Database
+    from responder.store.migrate import current_revision, head_revision, upgrade
+
+    db = Database(url)
+    try:
+        if action == "upgrade":
+            await upgrade(db)
+        print(f"schema revision {await current_revision(db)} (latest {head_revision()})")
+    finally:
+        await db.close()
+    return 0

@@ -1,0 +1,123 @@
+"""The escalation decision: pure functions of (case state, plan, roster, now) → actions.
+
+No database, network or clock here; engine/runner.py loads state, calls these and applies the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from responder.engine.plan import Plan, Step
+from responder.oncall.roster import Roster
+from responder.settings import PersonConfig
+
+# After a long outage the chain may be many steps behind; all-hands repeats missed meanwhile
+# collapse into one, but every finite step still acts once so nobody who should know is skipped.
+MAX_STEPS_PER_DECISION = 1000
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What a decision needs to know about a case."""
+
+    id: str
+    status: str
+    region: str | None
+    chain_started_at: datetime
+    next_step: int
+    skew_s: float
+
+
+@dataclass(frozen=True)
+class PageAction:
+    person_id: str
+    channel: str
+    step: int
+    tier: str
+    purpose: str = "page"
+    notice: str | None = None
+
+
+@dataclass(frozen=True)
+class EventAction:
+    type: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    pages: list[PageAction]
+    events: list[EventAction]
+    next_step: int
+    next_due_at: datetime | None
+
+
+def due_at(case: CaseView, plan: Plan, index: int) -> datetime:
+    """When step `index` of this case is due."""
+    return case.chain_started_at + timedelta(seconds=plan.step(index).offset_s - case.skew_s)
+
+
+def next_actions(case: CaseView, plan: Plan, roster: Roster, now: datetime) -> Decision:
+    """Everything due at `now`, in step order, and the next step with its due time."""
+    if case.status != "open":
+        return Decision([], [], case.next_step, None)
+    pages: list[PageAction] = []
+    events: list[EventAction] = []
+    index = case.next_step
+    for _ in range(MAX_STEPS_PER_DECISION):
+        if due_at(case, plan, index) > now:
+            break
+        if plan.step(index).kind == "all_hands":
+            # Collapse all-hands repeats missed while down: act once, for the latest one due.
+            while due_at(case, plan, index + 1) <= now:
+                index += 1
+        step = plan.step(index)
+        step_pages, step_events = _act(step, case, roster, now)
+        pages += step_pages
+        events += step_events
+        index += 1
+    return Decision(pages, events, index, due_at(case, plan, index))
+
+
+def _act(step: Step, case: CaseView, roster: Roster, now: datetime) -> tuple[list[PageAction], list[EventAction]]:
+    if step.kind == "all_hands":
+        return _all_hands(step, case, roster, now)
+    people: list[PersonConfig] = []
+    for target in step.targets:
+        if target.person is not None:
+            person = roster.person(target.person)
+            found = [person] if person is not None and person.active else []
+        else:
+            assert target.role is not None
+            found = roster.on_call(target.role, case.region, target.layer, now)
+        people += [p for p in found if p not in people]
+    detail = {"step": step.index, "tier": step.tier, "pass": step.pass_no, "channel": step.channels[0]}
+    if not people:
+        return [], [EventAction("tier_unstaffed", detail)]
+    pages = [PageAction(p.id, step.channels[0], step.index, step.tier) for p in people]
+    return pages, [EventAction("step_fired", {**detail, "people": [p.id for p in people]})]
+
+
+def _all_hands(step: Step, case: CaseView, roster: Roster, now: datetime) -> tuple[list[PageAction], list[EventAction]]:
+    people: list[PersonConfig] = []
+    for role in step.roles:
+        people += [p for p in roster.everyone_on_call(role, case.region, now) if p not in people]
+    pages = [PageAction(p.id, ch, step.index, step.tier) for p in people for ch in step.channels]
+    notified = []
+    for role in step.notify:
+        for person in roster.everyone_on_call(role, case.region, now):
+            if person not in people and person.id not in notified:
+                notified.append(person.id)
+                pages.append(PageAction(person.id, "sms", step.index, step.tier, "notice", "exhausted"))
+    detail = {"step": step.index, "repeat": step.pass_no, "people": [p.id for p in people], "notified": notified}
+    return pages, [EventAction("all_hands_paged", detail)]
+
+
+def pull_forward(case: CaseView, plan: Plan, now: datetime) -> float:
+    """The skew that makes the next step due now (a failed page or a pass acts at once)."""
+    if case.status != "open":
+        return case.skew_s
+    late_by_s = (due_at(case, plan, case.next_step) - now).total_seconds()
+    return case.skew_s + max(0.0, late_by_s)

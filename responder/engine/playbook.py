@@ -1,0 +1,161 @@
+"""Playbooks: YAML files in playbooks/ describing who is paged, how, and when (PRODUCT.md §3).
+
+Loaded and validated at start-up and by `responder check`; errors name file, line and field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from responder.durations import DurationS
+from responder.errors import ConfigError
+from responder.settings import Role
+from responder.yamlfile import load_yaml, validate_doc
+
+RiskLevel = Literal["imminent", "high", "medium", "low"]
+Channel = Literal["sms", "voice"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Target(_Strict):
+    """Who a tier pages: a role resolved through on-call for the case's region, or one person."""
+
+    role: Role | None = None
+    layer: str = "primary"
+    person: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Target:
+        if (self.role is None) == (self.person is None):
+            raise ValueError("give exactly one of 'role' or 'person'")
+        return self
+
+    def describe(self) -> str:
+        return f"person {self.person}" if self.person else f"{self.layer} {self.role}"
+
+
+class ChannelStep(_Strict):
+    """One channel of a tier, started `after` the tier starts (SMS at 0, voice at +1m)."""
+
+    channel: Channel
+    after: DurationS = 0.0
+
+
+class Tier(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    targets: tuple[Target, ...] = Field(min_length=1)
+    channels: tuple[ChannelStep, ...] = Field(min_length=1)
+    ack_timeout: DurationS
+    next: str | None = None
+
+    @model_validator(mode="after")
+    def _channels_fit(self) -> Tier:
+        if self.ack_timeout <= 0:
+            raise ValueError("ack_timeout must be more than 0s")
+        for channel in self.channels:
+            if channel.after >= self.ack_timeout:
+                raise ValueError(f"channel {channel.channel} starts at or after the ack_timeout")
+        return self
+
+
+class Exhausted(_Strict):
+    """When every pass is spent: page every on-call person of these roles and tell the manager."""
+
+    page_all: tuple[Role, ...] = Field(min_length=1)
+    notify: tuple[Role, ...] = ("manager",)
+    channels: tuple[Channel, ...] = ("sms", "voice")
+    every: DurationS = 600.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> Exhausted:
+        if self.every <= 0:
+            raise ValueError("every must be more than 0s")
+        return self
+
+
+class Paging(_Strict):
+    tiers: tuple[Tier, ...] = Field(min_length=1)
+    repeat: int = Field(0, ge=0, le=10, description="extra passes over the whole chain")
+    exhausted: Exhausted
+
+    @model_validator(mode="after")
+    def _references(self) -> Paging:
+        ids = [t.id for t in self.tiers]
+        for index, tier in enumerate(self.tiers):
+            if ids.index(tier.id) != index:
+                raise ValueError(f"tier id {tier.id!r} is used twice")
+            if tier.next is not None and tier.next not in ids:
+                raise ValueError(f"tier {tier.id!r}: next names unknown tier {tier.next!r}")
+            if tier.next is not None and ids.index(tier.next) <= index:
+                raise ValueError(f"tier {tier.id!r}: next must point to a later tier (use repeat to loop)")
+        unreachable = set(ids) - set(chain_ids(self.tiers))
+        if unreachable:
+            raise ValueError(f"tiers never reached: {', '.join(sorted(unreachable))}")
+        return self
+
+
+class Task(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    title: str
+    due: DurationS
+    role: Role = "investigator"
+
+
+class Match(_Strict):
+    """Selection rule: every key given must match the alert."""
+
+    risk_level: tuple[RiskLevel, ...] = ()
+    is_live: bool | None = None
+    region: tuple[str, ...] = ()
+    language: tuple[str, ...] = ()
+    integration: tuple[str, ...] = ()
+
+
+class Playbook(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str = ""
+    default: bool = False
+    match: Match = Match()
+    paging: Paging
+    tasks: tuple[Task, ...] = ()
+
+
+def chain_ids(tiers: tuple[Tier, ...]) -> list[str]:
+    """Tier ids in the order one pass walks them (each tier goes to `next`, else the following one)."""
+    order, index = [], 0
+    by_id = {t.id: i for i, t in enumerate(tiers)}
+    while index < len(tiers):
+        tier = tiers[index]
+        order.append(tier.id)
+        index = by_id[tier.next] if tier.next is not None else index + 1
+    return order
+
+
+def load_playbooks(directory: Path) -> list[Playbook]:
+    """Every *.yaml in the folder, validated; exactly one must be the default."""
+    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    if not files:
+        raise ConfigError([f"{directory}: no playbook (*.yaml) found"])
+    playbooks, problems, origin = [], [], {}
+    for path in files:
+        try:
+            playbook = validate_doc(load_yaml(path), Playbook)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if playbook.name in origin:
+            problems.append(f"{path}:1: name: {playbook.name!r} is also the name in {origin[playbook.name]}")
+        origin[playbook.name] = str(path)
+        playbooks.append(playbook)
+    defaults = [p.name for p in playbooks if p.default]
+    if not problems and len(defaults) != 1:
+        problems.append(f"{directory}: exactly one playbook must say 'default: true' (found {len(defaults)})")
+    if problems:
+        raise ConfigError(problems)
+    return playbooks

@@ -1,0 +1,137 @@
+"""The engine's I/O shell: load due cases, decide (pure), write the result in one transaction, then send."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from responder.clock import Clock
+from responder.engine.decide import CaseView, Decision, next_actions, pull_forward
+from responder.engine.plan import Plan
+from responder.engine.scheduler import Waker
+from responder.logging import get_logger
+from responder.oncall.roster import Roster
+from responder.paging.outbox import STALE_CLAIM_S, Outbox
+from responder.store.db import Database
+from responder.store.models import Case, Page
+from responder.store.queries import CLAIMED, OPEN, add_event, earliest_due, insert_pages, new_id
+
+log = get_logger(__name__)
+
+DUE_BATCH = 200
+
+
+def view_of(case: Case) -> CaseView:
+    return CaseView(case.id, case.status, case.region, case.chain_started_at, case.next_step, case.skew_s)
+
+
+class Engine:
+    """Runs due steps and the outbox; `kick()` after anything that may have made work due."""
+
+    def __init__(self, db: Database, plans: Mapping[str, Plan], roster: Roster, clock: Clock) -> None:
+        self.db, self.plans, self.roster, self.clock = db, plans, roster, clock
+        self.outbox: Outbox | None = None
+        self.waker = Waker(self.kick)
+        self._running = False
+        self._again = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.waker.start()
+        self.kick()
+
+    async def stop(self) -> None:
+        self.waker.shutdown()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def kick(self) -> None:
+        """Run a tick soon, without waiting for it."""
+        task = asyncio.create_task(self.tick())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def tick(self) -> None:
+        """Act on every due step, send the outbox, and set the next wake-up; never runs twice at once."""
+        if self._running:
+            self._again = True
+            return
+        self._running = True
+        try:
+            while True:
+                self._again = False
+                while await self._run_due() == DUE_BATCH:
+                    pass
+                if self.outbox is not None:
+                    await self.outbox.flush()
+                if not self._again:
+                    break
+            await self._reschedule()
+        except Exception:
+            log.exception("engine_tick_failed")
+            self.waker.wake_at(self.clock.now() + timedelta(seconds=1))
+        finally:
+            self._running = False
+
+    async def _run_due(self) -> int:
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            cases = (
+                await session.execute(
+                    select(Case)
+                    .where(Case.status == OPEN, Case.next_due_at <= now)  # type: ignore[arg-type,operator]
+                    .order_by(Case.priority, Case.next_due_at)  # type: ignore[arg-type]
+                    .limit(DUE_BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            ).scalars().all()
+            for case in cases:
+                decision = next_actions(view_of(case), self.plans[case.playbook], self.roster, now)
+                await self._apply(session, case, decision)
+        return len(cases)
+
+    async def _apply(self, session: AsyncSession, case: Case, decision: Decision) -> None:
+        now = self.clock.now()
+        for event in decision.events:
+            add_event(session, case.id, event.type, "engine", now, event.detail)
+        rows = [
+            {"id": new_id(), "case_id": case.id, "person_id": p.person_id, "channel": p.channel,
+             "purpose": p.purpose, "step": p.step, "tier": p.tier, "body": "", "status": "pending",
+             "created_at": now, "not_before": now, "updated_at": now}
+            for p in decision.pages
+        ]
+        await insert_pages(session, rows)
+        case.next_step, case.next_due_at = decision.next_step, decision.next_due_at
+        log.info("steps_fired", case_id=case.id, pages=len(rows), next_step=decision.next_step)
+
+    async def _reschedule(self) -> None:
+        async with self.db.transaction() as session:
+            when = await earliest_due(session)
+            stale = (await session.execute(
+                select(Page.claimed_at).where(Page.status == CLAIMED).order_by(Page.claimed_at).limit(1)  # type: ignore[arg-type]
+            )).scalar()
+        if stale is not None:
+            retry_at = stale + timedelta(seconds=STALE_CLAIM_S)
+            when = retry_at if when is None else min(when, retry_at)
+        if when is not None:
+            self.waker.wake_at(when)
+
+    async def fail_over(self, case_id: str, page_id: str, reason: str) -> None:
+        """A page failed or was passed: move the chain to its next step now, not at the ack timeout."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            case = await session.get(Case, case_id, with_for_update=True)
+            if case is None or case.status != OPEN:
+                return
+            plan = self.plans[case.playbook]
+            case.skew_s = pull_forward(view_of(case), plan, now)
+            case.next_due_at = min(case.next_due_at or now, now)
+            add_event(session, case.id, "escalation_advanced", "engine", now, {"page": page_id, "reason": reason})
+        log.info("escalation_advanced", case_id=case_id, page_id=page_id, reason=reason)
+        self.kick()

@@ -1,0 +1,59 @@
+"""The only module that imports APScheduler: it wakes the engine when the next step is due.
+
+Due times live in the database; the scheduler holds one date job (the earliest due time) plus a
+slow safety sweep, so a restart or another replica's work never depends on in-memory timers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+_WAKE_JOB = "engine-wake"
+_SWEEP_JOB = "engine-sweep"
+
+
+class Waker:
+    """Calls `callback` at the earliest time asked for; asking for a later time keeps the earlier one.
+
+    The callback must return at once (it starts the work as a task): a job that is still running
+    when the next wake-up is due would make APScheduler skip that wake-up.
+    """
+
+    def __init__(self, callback: Callable[[], None], sweep_interval_s: float = 30.0) -> None:
+        self._callback = callback
+        self._sweep_interval_s = sweep_interval_s
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._next: datetime | None = None
+
+    def start(self) -> None:
+        self._scheduler.start()
+        self._scheduler.add_job(
+            self._sweep, "interval", seconds=self._sweep_interval_s, id=_SWEEP_JOB,
+            coalesce=True, max_instances=1, misfire_grace_time=None,
+        )
+
+    def wake_at(self, when: datetime) -> None:
+        """Make sure the engine runs at `when` (or sooner if already asked)."""
+        now = datetime.now(UTC)
+        if self._next is not None and self._next > now and self._next <= when:
+            return
+        self._next = when
+        self._scheduler.add_job(
+            self._fire, "date", run_date=max(when, now), id=_WAKE_JOB, replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    async def _fire(self) -> None:
+        # Coroutine jobs run on the event loop; plain functions would go to a thread pool.
+        self._next = None
+        self._callback()
+
+    async def _sweep(self) -> None:
+        self._callback()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)

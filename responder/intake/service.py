@@ -1,0 +1,165 @@
+"""Taking an alert in: create the case (or recognise a repeat), record updates and retracts."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from responder.clock import Clock
+from responder.engine.playbook import Playbook
+from responder.errors import NotFound
+from responder.intake.schema import Alert
+from responder.store.db import Database
+from responder.store.models import Case, Delivery
+from responder.store.queries import add_event, new_id
+
+# Case references people type in SMS replies: no 0/O, 1/I/L, 2/Z, 5/S, 8/B look-alikes.
+REF_ALPHABET = "ACDEFHJKMNPRTUVWXY34679"
+REF_LENGTH = 5
+_RISK_PRIORITY = {"imminent": 0, "high": 2, "medium": 4, "low": 6}
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    case_id: str
+    status: str
+    duplicate: bool
+
+
+def new_ref() -> str:
+    return "".join(secrets.choice(REF_ALPHABET) for _ in range(REF_LENGTH))
+
+
+def priority_of(alert: Alert) -> int:
+    """0 is most urgent; live content comes before the same risk level not live."""
+    return _RISK_PRIORITY[alert.risk.level] - (1 if alert.is_live else 0)
+
+
+def choose_playbook(playbooks: Sequence[Playbook], alert: Alert, integration: str) -> Playbook:
+    """The first non-default playbook whose rules all match, else the default."""
+    region = alert.best_region() or ""
+    language = (alert.language or "").split("-")[0]
+    for playbook in playbooks:
+        rule = playbook.match
+        if playbook.default:
+            continue
+        if rule.risk_level and alert.risk.level not in rule.risk_level:
+            continue
+        if rule.is_live is not None and alert.is_live != rule.is_live:
+            continue
+        if rule.region and not any(region == r or region.startswith(r + "-") for r in rule.region):
+            continue
+        if rule.language and language not in rule.language:
+            continue
+        if rule.integration and integration not in rule.integration:
+            continue
+        return playbook
+    return next(p for p in playbooks if p.default)
+
+
+class Intake:
+    """Turns verified alerts into cases; the engine is kicked by the caller afterwards."""
+
+    def __init__(self, db: Database, playbooks: Sequence[Playbook], integration_ids: Mapping[str, int],
+                 clock: Clock) -> None:
+        self.db, self.playbooks, self.integration_ids, self.clock = db, playbooks, integration_ids, clock
+
+    async def receive(self, integration: str, webhook_id: str, alert: Alert, raw: dict[str, Any]) -> IntakeResult:
+        integration_id = self.integration_ids[integration]
+        for _ in range(3):  # a clash of random case references is retried with a new one
+            try:
+                if alert.event == "new":
+                    return await self._new(integration, integration_id, alert, raw)
+                return await self._follow_up(integration, integration_id, webhook_id, alert, raw)
+            except IntegrityError:
+                continue
+        raise RuntimeError("could not store the alert after 3 tries")
+
+    async def _existing(self, session: AsyncSession, integration_id: int, alert_id: str) -> Case | None:
+        return (
+            await session.execute(
+                select(Case).where(Case.integration_id == integration_id, Case.alert_id == alert_id)  # type: ignore[arg-type]
+            )
+        ).scalar_one_or_none()
+
+    async def _new(self, integration: str, integration_id: int, alert: Alert, raw: dict[str, Any]) -> IntakeResult:
+        async with self.db.transaction() as session:
+            case = await self._existing(session, integration_id, alert.alert_id)
+            if case is not None:
+                return IntakeResult(case.id, case.status, duplicate=True)
+            case = self._create(session, integration, integration_id, alert, raw, "alert_received")
+        return IntakeResult(case.id, case.status, duplicate=False)
+
+    def _create(self, session: AsyncSession, integration: str, integration_id: int, alert: Alert,
+                raw: dict[str, Any], event: str) -> Case:
+        now = self.clock.now()
+        playbook = choose_playbook(self.playbooks, alert, integration)
+        case = Case(
+            id=new_id(), ref=new_ref(), integration_id=integration_id, alert_id=alert.alert_id, status="open",
+            risk_level=alert.risk.level, priority=priority_of(alert), is_live=alert.is_live,
+            region=alert.best_region(), language=alert.language, playbook=playbook.name, alert=raw,
+            detected_at=alert.detected_at, received_at=now, chain_started_at=now, next_step=0, skew_s=0.0,
+            next_due_at=now,
+        )
+        session.add(case)
+        add_event(session, case.id, event, f"platform:{integration}", now, {
+            "risk_level": alert.risk.level, "is_live": alert.is_live, "region": case.region,
+            "playbook": playbook.name, "detected_at": alert.detected_at.isoformat(),
+        })
+        return case
+
+    async def _follow_up(self, integration: str, integration_id: int, webhook_id: str, alert: Alert,
+                         raw: dict[str, Any]) -> IntakeResult:
+        async with self.db.transaction() as session:
+            seen = (
+                await session.execute(
+                    select(Delivery).where(Delivery.integration_id == integration_id,  # type: ignore[arg-type]
+                                           Delivery.webhook_id == webhook_id)
+                )
+            ).scalar_one_or_none()
+            if seen is not None:
+                case = await session.get(Case, seen.case_id)
+                assert case is not None
+                return IntakeResult(case.id, case.status, duplicate=True)
+            case = await self._existing(session, integration_id, alert.alert_id)
+            if case is None and alert.event == "retract":
+                raise NotFound([{"field": "alert_id", "message": "no case for this alert_id to retract"}])
+            if case is None:
+                # An update whose original never arrived is still an alert: never drop it.
+                case = self._create(session, integration, integration_id, alert, raw, "alert_received")
+                add_event(session, case.id, "update_without_original", f"platform:{integration}", self.clock.now())
+            else:
+                self._merge(session, integration, case, alert, raw)
+            await session.flush()
+            session.add(Delivery(integration_id=integration_id, webhook_id=webhook_id, case_id=case.id,
+                                 received_at=self.clock.now()))
+        return IntakeResult(case.id, case.status, duplicate=False)
+
+    def _merge(self, session: AsyncSession, integration: str, case: Case, alert: Alert, raw: dict[str, Any]) -> None:
+        now = self.clock.now()
+        actor = f"platform:{integration}"
+        if alert.event == "retract":
+            # A retract asks people to review; it never stops paging by itself.
+            add_event(session, case.id, "retract_requested", actor, now, {"risk_level": alert.risk.level})
+            return
+        merged = dict(case.alert)
+        hints = list(merged.get("location_hints") or []) + list(raw.get("location_hints") or [])
+        merged["location_hints"] = hints
+        for key in ("content", "platform_contact", "subject"):
+            if raw.get(key):
+                merged[key] = {**(merged.get(key) or {}), **raw[key]}
+        merged["risk"] = raw.get("risk", merged.get("risk"))
+        case.alert = merged
+        became_live = alert.is_live and not case.is_live
+        case.is_live = case.is_live or alert.is_live
+        case.priority = min(case.priority, priority_of(alert))
+        add_event(session, case.id, "alert_updated", actor, now, {
+            "new_location_hints": len(raw.get("location_hints") or []), "became_live": became_live,
+            "risk_level": alert.risk.level,
+        })

@@ -1,0 +1,100 @@
+"""What pages say. Never the subject's identity, the content, or health terms beyond the risk level."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageFacts:
+    """The only facts a page may carry."""
+
+    ref: str
+    risk_level: str
+    region: str | None
+
+
+_SMS = {
+    "en": "RESPONDER case {ref}: {risk} risk, region {region}. Reply ACK {ref} to accept, NO to pass. {link}",
+    "fr": "RESPONDER dossier {ref} : risque {risk}, région {region}. Répondez ACK {ref} pour accepter, "
+    "NO pour passer. {link}",
+}
+_RISK = {
+    "fr": {"imminent": "IMMINENT", "high": "ÉLEVÉ", "medium": "MOYEN", "low": "FAIBLE"},
+}
+_VOICE_PROMPT = {
+    "en": "This is responder. Case {spelled}. {risk} risk, region {region}. "
+    "Press 1 to accept. Press 2 to pass. Press star to repeat.",
+    "fr": "Ici responder. Dossier {spelled}. Risque {risk}, région {region}. "
+    "Tapez 1 pour accepter. Tapez 2 pour passer. Tapez étoile pour répéter.",
+}
+_VOICE_LINES = {
+    "en": {
+        "accepted": "Accepted. Case {spelled} is yours. Details are on your phone.",
+        "taken": "Case {spelled} was already accepted by {holder}. Thank you. Goodbye.",
+        "passed": "Passed. The next person is being paged. Goodbye.",
+        "closed": "Case {spelled} is closed. Goodbye.",
+        "voicemail": "This is responder with an urgent page, case {spelled}. Check your messages and "
+        "call back now.",
+        "no_input": "No key was pressed. Goodbye.",
+    },
+    "fr": {
+        "accepted": "Accepté. Le dossier {spelled} est à vous. Les détails sont sur votre téléphone.",
+        "taken": "Le dossier {spelled} a déjà été accepté par {holder}. Merci. Au revoir.",
+        "passed": "Passé. La personne suivante est appelée. Au revoir.",
+        "closed": "Le dossier {spelled} est clos. Au revoir.",
+        "voicemail": "Ici responder, appel urgent, dossier {spelled}. Consultez vos messages et "
+        "rappelez maintenant.",
+        "no_input": "Aucune touche. Au revoir.",
+    },
+}
+_SMS_LINES = {
+    "accepted": "Case {ref} is yours. Open it: {link}",
+    "taken": "Case {ref} was already accepted by {holder}. No action needed.",
+    "taken_notice": "Case {ref} was taken by {holder}. No action needed.",
+    "passed": "Passed on case {ref}. The next person is being paged.",
+    "closed": "Case {ref} is closed. No action needed.",
+    "unknown": "No open page matches. Reply ACK <case> to accept, NO to pass, HELP for help.",
+    "help": "RESPONDER: reply ACK <case> to accept a page, NO <case> to pass it. STOP ends SMS pages "
+    "(voice continues).",
+    "exhausted": "RESPONDER case {ref}: {risk} risk, region {region}: nobody accepted after the full "
+    "chain; all on-call staff are being paged.",
+    "stopped": "You will get no more SMS pages; voice pages continue. Reply START to resume.",
+    "started": "SMS pages resumed.",
+}
+VOICE_LANGUAGES = {"en": "en-US", "fr": "fr-FR"}
+
+
+def language_of(languages: tuple[str, ...] | list[str]) -> str:
+    """The first of a person's languages we have texts for; English otherwise."""
+    return next((lang for lang in languages if lang in _SMS), "en")
+
+
+def spell(ref: str) -> str:
+    """K7Q2 → 'K. 7. Q. 2.' so a voice reads it character by character."""
+    return " ".join(f"{char}." for char in ref)
+
+
+def _risk(facts: PageFacts, lang: str) -> str:
+    return _RISK.get(lang, {}).get(facts.risk_level, facts.risk_level.upper())
+
+
+def page_sms(facts: PageFacts, lang: str, link: str) -> str:
+    return _SMS[lang].format(ref=facts.ref, risk=_risk(facts, lang), region=facts.region or "unknown",
+                             link=link)
+
+
+def voice_prompt(facts: PageFacts, lang: str) -> str:
+    region = " ".join(facts.region or "unknown")
+    return _VOICE_PROMPT[lang].format(spelled=spell(facts.ref), risk=_risk(facts, lang), region=region)
+
+
+def voice_line(key: str, lang: str, ref: str, holder: str = "") -> str:
+    return _VOICE_LINES[lang][key].format(spelled=spell(ref), holder=holder)
+
+
+def sms_line(key: str, facts: PageFacts | None = None, *, holder: str = "", link: str = "") -> str:
+    ref = facts.ref if facts else ""
+    risk = facts.risk_level.upper() if facts else ""
+    region = (facts.region or "unknown") if facts else ""
+    return _SMS_LINES[key].format(ref=ref, holder=holder, link=link, risk=risk, region=region)

@@ -1,0 +1,155 @@
+"""The outbox: page rows are written first, then claimed and sent; a crash mid-send leaves a row to retry.
+
+A page goes out only while its case is open (notices excepted), so nothing is paged after an accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from responder.clock import Clock
+from responder.logging import get_logger
+from responder.oncall.roster import Roster
+from responder.paging.links import LinkSigner
+from responder.paging.messages import PageFacts, language_of, page_sms, sms_line
+from responder.paging.twilio_client import SEND_DEADLINE_S, SendFailed, TwilioGateway
+from responder.store.db import Database
+from responder.store.models import Case, Page
+from responder.store.queries import CLAIMED, OPEN, PENDING, add_event
+
+log = get_logger(__name__)
+
+CLAIM_BATCH = 50
+# At most this many requests to Twilio at once (Twilio's default concurrency is modest).
+MAX_IN_FLIGHT = 20
+MAX_ATTEMPTS = 5
+# A claimed row older than this without an answer from Twilio was lost in a crash: send it again.
+STALE_CLAIM_S = SEND_DEADLINE_S * 2
+BACKOFF_BASE_S, BACKOFF_CAP_S = 0.5, 8.0
+
+FailureHook = Callable[[str, str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Claimed:
+    page_id: str
+    case_id: str
+    person_id: str
+    channel: str
+    body: str
+    attempts: int
+
+
+class Outbox:
+    """Sends page rows through Twilio; `flush()` sends everything due now."""
+
+    def __init__(
+        self, db: Database, gateway: TwilioGateway, roster: Roster, links: LinkSigner, public_url: str,
+        clock: Clock, on_failure: FailureHook,
+    ) -> None:
+        self.db, self.gateway, self.roster, self.links = db, gateway, roster, links
+        self.public_url, self.clock, self.on_failure = public_url, clock, on_failure
+        self._limit = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+    async def flush(self) -> None:
+        while claimed := await self._claim(self.clock.now()):
+            await asyncio.gather(*(self._send(c) for c in claimed))
+            if len(claimed) < CLAIM_BATCH:
+                return
+
+    async def _claim(self, now: datetime) -> list[Claimed]:
+        stale = now - timedelta(seconds=STALE_CLAIM_S)
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(Page)
+                .where(Page.status == CLAIMED, Page.claimed_at < stale)  # type: ignore[arg-type,operator]
+                .values(status=PENDING)
+            )
+            rows = (
+                await session.execute(
+                    select(Page, Case)
+                    .join(Case, Page.case_id == Case.id)  # type: ignore[arg-type]
+                    .where(Page.status == PENDING, Page.not_before <= now)  # type: ignore[arg-type]
+                    .where(or_(Page.purpose == "notice", Case.status == OPEN))  # type: ignore[arg-type]
+                    .order_by(Case.priority, Page.created_at)  # type: ignore[arg-type]
+                    .limit(CLAIM_BATCH)
+                    .with_for_update(skip_locked=True, of=Page)  # type: ignore[arg-type]
+                )
+            ).all()
+            claimed = []
+            for page, case in rows:
+                page.status, page.claimed_at, page.updated_at = CLAIMED, now, now
+                page.attempts += 1
+                page.body = page.body or self._render(page, case, now)
+                claimed.append(Claimed(page.id, case.id, page.person_id, page.channel, page.body, page.attempts))
+        return claimed
+
+    def _render(self, page: Page, case: Case, now: datetime) -> str:
+        person = self.roster.person(page.person_id)
+        facts = PageFacts(case.ref, case.risk_level, case.region)
+        if page.purpose == "notice":
+            return page.body or sms_line("exhausted", facts)
+        if page.channel == "voice":
+            return f"voice page for case {case.ref}"
+        link = f"{self.public_url}/a/{self.links.make(page.id, page.person_id, now)}"
+        return page_sms(facts, language_of(person.languages if person else ()), link)
+
+    async def _send(self, claimed: Claimed) -> None:
+        person = self.roster.person(claimed.person_id)
+        callback = f"{self.public_url}/twilio/status/{claimed.page_id}"
+        async with self._limit:
+            try:
+                if person is None:
+                    raise SendFailed("person no longer in the roster", status=None, code=None, retryable=False)
+                if claimed.channel == "voice":
+                    twiml_url = f"{self.public_url}/twilio/voice/{claimed.page_id}"
+                    sent = await self.gateway.place_call(person.phone, twiml_url, callback)
+                else:
+                    sent = await self.gateway.send_sms(person.phone, claimed.body, callback)
+            except SendFailed as exc:
+                await self._failed(claimed, exc)
+                return
+        await self._accepted(claimed, sent.sid, sent.status)
+
+    async def _accepted(self, claimed: Claimed, sid: str, status: str) -> None:
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            # A status callback may have beaten us here; it then already moved the status on.
+            await session.execute(
+                update(Page).where(Page.id == claimed.page_id)  # type: ignore[arg-type]
+                .values(twilio_sid=sid, sent_at=now, updated_at=now)
+            )
+            await session.execute(
+                update(Page).where(Page.id == claimed.page_id, Page.status == CLAIMED)  # type: ignore[arg-type]
+                .values(status=status)
+            )
+            add_event(session, claimed.case_id, "page_sent", "system", now,
+                      {"page": claimed.page_id, "person": claimed.person_id, "channel": claimed.channel})
+        log.info("page_sent", case_id=claimed.case_id, page_id=claimed.page_id, channel=claimed.channel)
+
+    async def _failed(self, claimed: Claimed, exc: SendFailed) -> None:
+        now = self.clock.now()
+        retry = exc.retryable and claimed.attempts < MAX_ATTEMPTS
+        delay_s = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (claimed.attempts - 1)) * random.uniform(0.5, 1.0)
+        async with self.db.transaction() as session:
+            page = await session.get(Page, claimed.page_id, with_for_update=True)
+            if page is None or page.status != CLAIMED:
+                return
+            page.updated_at, page.error_code, page.error_message = now, exc.code, exc.reason[:400]
+            if retry:
+                page.status, page.not_before = PENDING, now + timedelta(seconds=delay_s)
+            else:
+                page.status = "failed"
+            add_event(session, claimed.case_id, "page_retry" if retry else "page_failed", "system", now,
+                      {"page": claimed.page_id, "person": claimed.person_id, "channel": claimed.channel,
+                       "error_code": exc.code, "reason": exc.reason[:200]})
+        log.warning("page_send_failed", case_id=claimed.case_id, page_id=claimed.page_id,
+                    status=exc.status, code=exc.code, retry=retry)
+        if not retry:
+            await self.on_failure(claimed.case_id, claimed.page_id, f"send failed: {exc.code or exc.status}")

@@ -1,0 +1,109 @@
+"""The Twilio adapter: the only module that talks to Twilio's REST API (through the official SDK)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException  # type: ignore[import-untyped]  # no stubs
+from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped]
+from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+from twilio.rest import Client  # type: ignore[import-untyped]
+
+from responder.logging import get_logger
+
+log = get_logger(__name__)
+
+# A request to Twilio that takes longer than this is abandoned and retried (seconds).
+SEND_DEADLINE_S = 10.0
+# Twilio drops an SMS it could not hand on within this time, so a stale page never arrives late.
+SMS_VALIDITY_S = 300
+# Statuses Twilio reports for a call; we ask for every progress event so failures are news at once.
+CALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
+
+
+@dataclass(frozen=True)
+class Sent:
+    sid: str
+    status: str
+
+
+class SendFailed(Exception):
+    """Twilio refused or could not be reached; `retryable` says whether to try the same send again."""
+
+    def __init__(self, reason: str, *, status: int | None, code: int | None, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+
+
+class TwilioGateway:
+    """Sends SMS and places calls; create it inside the running event loop, close it on shutdown."""
+
+    def __init__(self, account_sid: str, auth_token: str, from_number: str, api_base: str) -> None:
+        self.from_number = from_number
+        # The SDK's own retries would repeat POSTs blindly (a duplicate page); ours decide instead.
+        self._http = AsyncTwilioHttpClient(max_retries=None)
+        self._client = Client(account_sid, auth_token, http_client=self._http)
+        self._client.api.base_url = api_base
+
+    async def send_sms(self, to: str, body: str, status_callback: str) -> Sent:
+        return await self._call(
+            self._client.messages.create_async(
+                to=to,
+                from_=self.from_number,
+                body=body,
+                status_callback=status_callback,
+                validity_period=SMS_VALIDITY_S,
+            )
+        )
+
+    async def place_call(self, to: str, twiml_url: str, status_callback: str) -> Sent:
+        return await self._call(
+            self._client.calls.create_async(
+                to=to,
+                from_=self.from_number,
+                url=twiml_url,
+                method="POST",
+                status_callback=status_callback,
+                status_callback_event=CALL_EVENTS,
+                status_callback_method="POST",
+                machine_detection="Enable",
+            )
+        )
+
+    async def _call(self, request: object) -> Sent:
+        try:
+            async with asyncio.timeout(SEND_DEADLINE_S):
+                resource = await request  # type: ignore[misc]  # an SDK coroutine
+        except TwilioRestException as exc:
+            retryable = exc.status == 429 or exc.status >= 500
+            raise SendFailed(str(exc.msg), status=exc.status, code=exc.code, retryable=retryable) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise SendFailed(f"Twilio unreachable: {type(exc).__name__}", status=None, code=None,
+                             retryable=True) from exc
+        except Exception as exc:
+            # An SDK surprise must not strand the page: report it and let the outbox retry.
+            log.exception("twilio_client_crashed")
+            raise SendFailed(f"Twilio client error: {type(exc).__name__}", status=None, code=None,
+                             retryable=True) from exc
+        return Sent(sid=str(resource.sid), status=str(resource.status))
+
+    async def close(self) -> None:
+        await self._http.close()
+
+
+class SignatureChecker:
+    """Checks X-Twilio-Signature on our public URL; accepts the current or the previous auth token."""
+
+    def __init__(self, auth_tokens: list[str]) -> None:
+        self._validators = [RequestValidator(token) for token in auth_tokens if token]
+
+    def is_valid(self, url: str, params: Mapping[str, str], signature: str) -> bool:
+        if not signature:
+            return False
+        return any(v.validate(url, dict(params), signature) for v in self._validators)

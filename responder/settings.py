@@ -1,0 +1,219 @@
+"""One validated settings object, built at start-up from the environment and the config file.
+
+Secrets come from the environment only; the config file names the variables that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import phonenumbers
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from responder.errors import ConfigError
+from responder.yamlfile import PathKey, load_yaml, validate_doc
+
+ROLES = ("investigator", "negotiator", "team_lead", "manager", "admin")
+Role = Literal["investigator", "negotiator", "team_lead", "manager", "admin"]
+DEFAULT_REGION = "*"
+_REGION = re.compile(r"^(\*|[A-Z]{2}(-[A-Z0-9]{1,3})?)$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+class EnvSettings(BaseSettings):
+    """What the environment says (PRODUCT.md §6)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    config_path: Path = Field(Path("config/responder.yaml"), validation_alias="RESPONDER_CONFIG")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///var/responder.db", validation_alias="RESPONDER_DATABASE_URL"
+    )
+    public_url: str = Field("http://127.0.0.1:8080", validation_alias="RESPONDER_PUBLIC_URL")
+    twilio_account_sid: str = Field("", validation_alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: str = Field("", validation_alias="TWILIO_AUTH_TOKEN", repr=False)
+    twilio_from: str = Field("", validation_alias="RESPONDER_TWILIO_FROM")
+    twilio_api_base: str = Field("https://api.twilio.com", validation_alias="RESPONDER_TWILIO_API_BASE")
+    api_token: str = Field("", validation_alias="RESPONDER_API_TOKEN", repr=False)
+    link_secret: str = Field("", validation_alias="RESPONDER_LINK_SECRET", repr=False)
+    playbooks_dir: Path = Field(Path("playbooks"), validation_alias="RESPONDER_PLAYBOOKS_DIR")
+    # Compresses every playbook duration (0.05 turns a minute into 3 s); for demos and tests only.
+    time_scale: float = Field(1.0, gt=0, le=1, validation_alias="RESPONDER_TIME_SCALE")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", validation_alias=AliasChoices("RESPONDER_LOG_FORMAT")
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias="RESPONDER_LOG_LEVEL"
+    )
+
+    @field_validator("public_url", "twilio_api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
+        return value
+
+
+class IntegrationConfig(BaseModel):
+    """A platform that posts alerts; its Standard Webhooks secret sits in the named variable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    secret_env: str
+
+    @field_validator("secret_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError("must be an environment variable name like RESPONDER_SECRET_SOCIAL")
+        return value
+
+
+class PersonConfig(BaseModel):
+    """Someone who can be paged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=200)
+    phone: str
+    languages: tuple[str, ...] = ("en",)
+    roles: tuple[Role, ...] = Field(min_length=1)
+    regions: tuple[str, ...] = (DEFAULT_REGION,)
+    active: bool = True
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        try:
+            parsed = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException as exc:
+            raise ValueError(f"not an E.164 phone number ({exc})") from exc
+        if not phonenumbers.is_possible_number(parsed):
+            raise ValueError("not a possible phone number")
+        formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        if formatted != value:
+            raise ValueError(f"write it in E.164 form: {formatted}")
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for region in value:
+            if not _REGION.match(region):
+                raise ValueError(f"{region!r} is not an ISO 3166-2 code (FR-75), a country (FR) or '*'")
+        return value
+
+
+class OnCallConfig(BaseModel):
+    """Who answers for a role in a region: ordered layers (primary, backup) of person ids.
+
+    The first active person of a layer is on call; rotations will choose by time instead.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    role: Role
+    region: str = DEFAULT_REGION
+    layers: dict[str, tuple[str, ...]] = Field(min_length=1)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise ValueError(f"{value!r} is not an ISO 3166-2 code (FR-75), a country (FR) or '*'")
+        return value
+
+
+class ConfigFile(BaseModel):
+    """The file in config/: integrations, people and on-call assignments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    programme: str = "responder"
+    integrations: tuple[IntegrationConfig, ...] = Field(min_length=1)
+    people: tuple[PersonConfig, ...] = Field(min_length=1)
+    oncall: tuple[OnCallConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is configured with; built once by load_settings()."""
+
+    env: EnvSettings
+    config: ConfigFile
+    webhook_secrets: Mapping[str, str]
+
+    def person(self, person_id: str) -> PersonConfig | None:
+        return next((p for p in self.config.people if p.id == person_id), None)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build and validate the settings; every problem is reported with its field path."""
+    environ = os.environ if environ is None else environ
+    env = _load_env(environ)
+    doc = load_yaml(env.config_path)
+    config = validate_doc(doc, ConfigFile)
+    problems = _cross_check(config, doc.filename, doc.line_of)
+    secrets: dict[str, str] = {}
+    for index, integration in enumerate(config.integrations):
+        secret = environ.get(integration.secret_env, "")
+        if not secret.startswith("whsec_"):
+            line = doc.line_of(("integrations", index, "secret_env"))
+            problems.append(
+                f"{doc.filename}:{line}: integrations[{index}].secret_env: environment variable "
+                f"{integration.secret_env} must hold the integration's secret (whsec_...)"
+            )
+        secrets[integration.name] = secret
+    if problems:
+        raise ConfigError(problems)
+    return Settings(env=env, config=config, webhook_secrets=secrets)
+
+
+def _load_env(environ: Mapping[str, str]) -> EnvSettings:
+    values = {k: v for k, v in environ.items() if k.startswith(("RESPONDER_", "TWILIO_"))}
+    try:
+        return EnvSettings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = EnvSettings.model_fields[str(error["loc"][0])].validation_alias
+            label = name if isinstance(name, str) else str(error["loc"][0]).upper()
+            problems.append(f"environment {label}: {error['msg'].removeprefix('Value error, ')}")
+        raise ConfigError(problems) from exc
+
+
+def _cross_check(config: ConfigFile, filename: str, line_of: Callable[[PathKey], int]) -> list[str]:
+    """References between sections: unique ids, on-call layers naming known people."""
+    problems: list[str] = []
+    ids = [p.id for p in config.people]
+    for index, person_id in enumerate(ids):
+        if ids.index(person_id) != index:
+            problems.append(f"{filename}:{line_of(('people', index, 'id'))}: people[{index}].id: "
+                            f"duplicate id {person_id!r}")
+    names = [i.name for i in config.integrations]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            problems.append(f"{filename}:{line_of(('integrations', index, 'name'))}: "
+                            f"integrations[{index}].name: duplicate name {name!r}")
+    known = set(ids)
+    for index, entry in enumerate(config.oncall):
+        for layer, members in entry.layers.items():
+            for pos, person_id in enumerate(members):
+                if person_id not in known:
+                    loc = ("oncall", index, "layers", layer, pos)
+                    problems.append(f"{filename}:{line_of(loc)}: oncall[{index}].layers.{layer}[{pos}]: "
+                                    f"unknown person {person_id!r}")
+    return problems

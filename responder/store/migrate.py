@@ -1,0 +1,41 @@
+"""Schema migrations with Alembic, run from our own CLI (`responder db upgrade`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from responder.store.db import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _config(connection: Any = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+async def upgrade(db: Database) -> None:
+    """Bring the schema to the latest revision."""
+    async with db.engine.begin() as conn:
+        await conn.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), "head"))
+
+
+async def current_revision(db: Database) -> str | None:
+    async with db.engine.connect() as conn:
+        return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+
+
+async def is_up_to_date(db: Database) -> bool:
+    return await current_revision(db) == head_revision()

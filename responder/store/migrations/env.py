@@ -1,0 +1,19 @@
+"""Alembic environment: always handed a live connection by responder.store.migrate."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from responder.store import models  # noqa: F401  (registers the tables on the metadata)
+from sqlmodel import SQLModel
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through `responder db upgrade`")
+context.configure(
+    connection=connection,
+    target_metadata=SQLModel.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,130 @@
+"""Tables. The database is the source of truth: due times, page attempts and acceptances are rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from responder.store.types import UTCDateTime
+
+
+def _utc(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class Integration(SQLModel, table=True):
+    """A platform allowed to post alerts (its secret lives in the environment, not here)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    created_at: datetime = _utc()
+
+
+class Person(SQLModel, table=True):
+    """A pageable person, mirrored from the roster in config/ at start-up."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    phone: str = Field(max_length=20)
+    languages: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    regions: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    active: bool = True
+    updated_at: datetime = _utc()
+
+
+class Case(SQLModel, table=True):
+    """One alert being worked, with its escalation state (next step and when it is due)."""
+
+    __table_args__ = (
+        UniqueConstraint("integration_id", "alert_id", name="uq_case_alert"),
+        Index("ix_case_due", "status", "next_due_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    ref: str = Field(unique=True, max_length=16)
+    integration_id: int = Field(foreign_key="integration.id")
+    alert_id: str = Field(max_length=128)
+    status: str = Field(max_length=16)  # open, acknowledged, resolved
+    risk_level: str = Field(max_length=16)
+    priority: int  # 0 is most urgent; due steps are taken in this order
+    is_live: bool = False
+    region: str | None = Field(default=None, max_length=16)
+    language: str | None = Field(default=None, max_length=35)
+    playbook: str = Field(max_length=64)
+    alert: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    detected_at: datetime = _utc()
+    received_at: datetime = _utc()
+    chain_started_at: datetime = _utc()
+    next_step: int = 0
+    # Seconds the chain was pulled forward (a failed page or a pass acts at once, not at the timer).
+    skew_s: float = 0.0
+    next_due_at: datetime | None = _utc(default=None, nullable=True)
+    accepted_by: str | None = Field(default=None, foreign_key="person.id", max_length=64)
+    accepted_at: datetime | None = _utc(default=None, nullable=True)
+    accepted_via: str | None = Field(default=None, max_length=16)
+    resolved_at: datetime | None = _utc(default=None, nullable=True)
+    resolved_by: str | None = Field(default=None, max_length=64)
+    outcome: str | None = Field(default=None, max_length=40)
+    outcome_note: str | None = Field(default=None, max_length=2000)
+
+
+class CaseEvent(SQLModel, table=True):
+    """The append-only timeline of a case."""
+
+    __tablename__ = "case_event"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    at: datetime = _utc()
+    type: str = Field(max_length=40)
+    actor: str = Field(max_length=80)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Delivery(SQLModel, table=True):
+    """A webhook delivery already taken in (idempotency of updates and retracts by webhook-id)."""
+
+    __table_args__ = (UniqueConstraint("integration_id", "webhook_id", name="uq_delivery"),)
+    id: int | None = Field(default=None, primary_key=True)
+    integration_id: int = Field(foreign_key="integration.id")
+    webhook_id: str = Field(max_length=128)
+    case_id: str = Field(foreign_key="case.id", max_length=36)
+    received_at: datetime = _utc()
+
+
+class Page(SQLModel, table=True):
+    """One message or call to one person: stored before it is sent, updated by Twilio's callbacks.
+
+    `step` is the playbook step that made it (None for notices); (case, step, person, channel) is
+    unique, so a step that runs twice after a crash cannot page twice.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("case_id", "step", "person_id", "channel", name="uq_page_step"),
+        Index("ix_page_outbox", "status", "not_before"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    person_id: str = Field(foreign_key="person.id", max_length=64)
+    channel: str = Field(max_length=8)  # sms, voice
+    purpose: str = Field(max_length=16)  # page, notice
+    step: int | None = None
+    tier: str | None = Field(default=None, max_length=64)
+    body: str = Field(default="", max_length=1600)
+    status: str = Field(max_length=16)
+    twilio_sid: str | None = Field(default=None, index=True, max_length=64)
+    error_code: int | None = None
+    error_message: str | None = Field(default=None, max_length=400)
+    answered_by: str | None = Field(default=None, max_length=32)
+    attempts: int = 0
+    last_sequence: int = -1
+    created_at: datetime = _utc()
+    not_before: datetime = _utc()
+    claimed_at: datetime | None = _utc(default=None, nullable=True)
+    sent_at: datetime | None = _utc(default=None, nullable=True)
+    updated_at: datetime = _utc()
+    link_used_at: datetime | None = _utc(default=None, nullable=True)

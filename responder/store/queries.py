@@ -1,0 +1,52 @@
+"""Small shared queries: timeline events, idempotent page inserts, the earliest due time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from responder.store.models import Case, CaseEvent, Page
+
+OPEN = "open"
+ACKNOWLEDGED = "acknowledged"
+RESOLVED = "resolved"
+# Page statuses from which the outbox still has to act.
+PENDING, CLAIMED = "pending", "claimed"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def add_event(
+    session: AsyncSession, case_id: str, type_: str, actor: str, at: datetime, detail: dict[str, Any] | None = None
+) -> None:
+    """Append one event to a case's timeline (never updated, never deleted)."""
+    session.add(CaseEvent(case_id=case_id, at=at, type=type_, actor=actor, detail=detail or {}))
+
+
+async def insert_pages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert page rows, skipping any whose (case, step, person, channel) exists; returns how many went in."""
+    if not rows:
+        return 0
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Page).values(list(rows)).on_conflict_do_nothing()
+    result = await session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def earliest_due(session: AsyncSession) -> datetime | None:
+    """The next moment the engine has work: a case step or an outbox retry."""
+    case_due = (await session.execute(select(func.min(Case.next_due_at)).where(Case.status == OPEN))).scalar()
+    page_due = (
+        await session.execute(select(func.min(Page.not_before)).where(Page.status.in_([PENDING])))  # type: ignore[attr-defined]
+    ).scalar()
+    candidates = [t for t in (case_due, page_due) if t is not None]
+    return min(candidates) if candidates else None
