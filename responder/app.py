@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from aiohttp import web
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from responder.api import alerts, cases, health, links, twilio_hooks
 from responder.api.keys import CLOCK, DB, ENGINE, INTAKE, LINKS, ROSTER, SETTINGS, TWILIO_CHECKER, VERIFIER
 from responder.api.middleware import errors_middleware
 from responder.clock import Clock, SystemClock
-from responder.engine.playbook import Playbook, load_playbooks
 from responder.engine.plan import compile_plan
+from responder.engine.playbook import Playbook, load_playbooks
 from responder.engine.runner import Engine
 from responder.errors import ConfigError
 from responder.intake.service import Intake
@@ -31,7 +32,7 @@ from responder.store.models import Integration, Page, Person
 from responder.store.queries import CLAIMED, PENDING
 
 log = get_logger(__name__)
-PLAYBOOKS = web.AppKey("playbooks", list[Playbook])
+PLAYBOOKS = web.AppKey("playbooks", Sequence[Playbook])
 
 
 def check_playbooks(settings: Settings, playbooks: list[Playbook]) -> list[str]:
@@ -42,7 +43,9 @@ def check_playbooks(settings: Settings, playbooks: list[Playbook]) -> list[str]:
         for tier in playbook.paging.tiers:
             for target in tier.targets:
                 if target.person is not None and target.person not in known:
-                    problems.append(f"playbook {playbook.name}: tier {tier.id}: unknown person {target.person!r}")
+                    problems.append(
+                        f"playbook {playbook.name}: tier {tier.id}: unknown person {target.person!r}"
+                    )
     return problems
 
 
@@ -89,20 +92,26 @@ async def _sync_roster(db: Database, settings: Settings, now: datetime) -> dict[
     """Mirror integrations and people from the config file into their tables."""
     async with db.transaction() as session:
         for integration in settings.config.integrations:
-            found = (await session.execute(
-                select(Integration).where(Integration.name == integration.name)  # type: ignore[arg-type]
-            )).scalar_one_or_none()
+            found = (
+                await session.execute(select(Integration).where(col(Integration.name) == integration.name))
+            ).scalar_one_or_none()
             if found is None:
                 session.add(Integration(name=integration.name, created_at=now))
         for person in settings.config.people:
-            row = await session.get(Person, person.id) or Person(id=person.id, name=person.name, phone=person.phone)
+            row = await session.get(Person, person.id) or Person(
+                id=person.id, name=person.name, phone=person.phone
+            )
             row.name, row.phone, row.active, row.updated_at = person.name, person.phone, person.active, now
-            row.languages, row.roles, row.regions = list(person.languages), list(person.roles), list(person.regions)
+            row.languages, row.roles, row.regions = (
+                list(person.languages),
+                list(person.roles),
+                list(person.regions),
+            )
             session.add(row)
         await session.flush()
         if db.is_sqlite:
             # One process owns a SQLite file: whatever it had claimed before a crash was in flight.
-            await session.execute(update(Page).where(Page.status == CLAIMED).values(status=PENDING))  # type: ignore[arg-type]
+            await session.execute(update(Page).where(col(Page.status) == CLAIMED).values(status=PENDING))
         rows = (await session.execute(select(Integration))).scalars().all()
     return {row.name: int(row.id) for row in rows if row.id is not None}
 
@@ -111,7 +120,9 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     env = app[SETTINGS].env
     plans = {p.name: compile_plan(p, env.time_scale) for p in app[PLAYBOOKS]}
     engine = Engine(app[DB], plans, app[ROSTER], app[CLOCK])
-    gateway = TwilioGateway(env.twilio_account_sid, env.twilio_auth_token, env.twilio_from, env.twilio_api_base)
+    gateway = TwilioGateway(
+        env.twilio_account_sid, env.twilio_auth_token, env.twilio_from, env.twilio_api_base
+    )
     outbox = Outbox(app[DB], gateway, app[ROSTER], app[LINKS], env.public_url, app[CLOCK], engine.fail_over)
     app[ENGINE] = engine
     engine.start(outbox)

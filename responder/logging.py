@@ -1,4 +1,4 @@
-"""structlog set-up: JSON in production, console on a terminal; phone numbers masked, personal data dropped."""
+"""structlog set-up: JSON in production, console on a terminal; phones masked, personal data dropped."""
 
 from __future__ import annotations
 

@@ -201,19 +201,25 @@ def _cross_check(config: ConfigFile, filename: str, line_of: Callable[[PathKey],
     ids = [p.id for p in config.people]
     for index, person_id in enumerate(ids):
         if ids.index(person_id) != index:
-            problems.append(f"{filename}:{line_of(('people', index, 'id'))}: people[{index}].id: "
-                            f"duplicate id {person_id!r}")
+            problems.append(
+                f"{filename}:{line_of(('people', index, 'id'))}: people[{index}].id: "
+                f"duplicate id {person_id!r}"
+            )
     names = [i.name for i in config.integrations]
     for index, name in enumerate(names):
         if names.index(name) != index:
-            problems.append(f"{filename}:{line_of(('integrations', index, 'name'))}: "
-                            f"integrations[{index}].name: duplicate name {name!r}")
+            problems.append(
+                f"{filename}:{line_of(('integrations', index, 'name'))}: "
+                f"integrations[{index}].name: duplicate name {name!r}"
+            )
     known = set(ids)
     for index, entry in enumerate(config.oncall):
         for layer, members in entry.layers.items():
             for pos, person_id in enumerate(members):
                 if person_id not in known:
                     loc = ("oncall", index, "layers", layer, pos)
-                    problems.append(f"{filename}:{line_of(loc)}: oncall[{index}].layers.{layer}[{pos}]: "
-                                    f"unknown person {person_id!r}")
+                    problems.append(
+                        f"{filename}:{line_of(loc)}: oncall[{index}].layers.{layer}[{pos}]: "
+                        f"unknown person {person_id!r}"
+                    )
     return problems

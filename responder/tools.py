@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -14,7 +15,9 @@ from responder.errors import ConfigError
 from responder.settings import Settings
 
 
-def signed_headers(secret: str, body: str, msg_id: str | None = None, at: datetime | None = None) -> dict[str, str]:
+def signed_headers(
+    secret: str, body: str, msg_id: str | None = None, at: datetime | None = None
+) -> dict[str, str]:
     """Standard Webhooks headers for `body` signed with an integration's secret."""
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     at = at or datetime.now(UTC)
@@ -26,21 +29,25 @@ def signed_headers(secret: str, body: str, msg_id: str | None = None, at: dateti
     }
 
 
-async def simulate_alert(settings: Settings, path: str, url: str | None, integration: str | None,
-                         alert_id: str | None) -> int:
+async def simulate_alert(
+    settings: Settings, path: str, url: str | None, integration: str | None, alert_id: str | None
+) -> int:
     name = integration or settings.config.integrations[0].name
     if name not in settings.webhook_secrets:
         raise ConfigError([f"--integration: unknown integration {name!r}"])
     try:
-        alert = json.loads(Path(path).read_text(encoding="utf-8"))
+        alert = json.loads(await asyncio.to_thread(Path(path).read_text, encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError([f"{path}: cannot read alert JSON: {exc}"]) from exc
     if alert_id:
         alert["alert_id"] = alert_id
     body = json.dumps(alert)
     target = (url or settings.env.public_url).rstrip("/") + "/v1/alerts"
-    async with aiohttp.ClientSession() as session, session.post(
-        target, data=body, headers=signed_headers(settings.webhook_secrets[name], body)
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            target, data=body, headers=signed_headers(settings.webhook_secrets[name], body)
+        ) as response,
+    ):
         print(response.status, await response.text())
         return 0 if response.status < 300 else 1

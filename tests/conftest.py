@@ -51,8 +51,14 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 @pytest.fixture
 async def sim() -> AsyncIterator[PhoneSimulator]:
-    simulator = PhoneSimulator(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, sms_webhook_url="http://127.0.0.1:9/",
-                               service_numbers=[SERVICE_NUMBER], callback_delay_s=0.01, time_scale=0.01)
+    simulator = PhoneSimulator(
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        sms_webhook_url="http://127.0.0.1:9/",
+        service_numbers=[SERVICE_NUMBER],
+        callback_delay_s=0.01,
+        time_scale=0.01,
+    )
     await simulator.start()
     yield simulator
     await simulator.stop()

@@ -78,8 +78,12 @@ class Service:
     sock: socket.socket | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    async def post_alert(self, alert: dict[str, Any] | str | bytes, secret: str = SOCIAL_SECRET,
-                         headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    async def post_alert(
+        self,
+        alert: dict[str, Any] | str | bytes,
+        secret: str = SOCIAL_SECRET,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         body = alert if isinstance(alert, str | bytes) else json.dumps(alert)
         text = body.decode(errors="replace") if isinstance(body, bytes) else body
         sent = headers if headers is not None else signed_headers(secret, text)
@@ -87,15 +91,19 @@ class Service:
             return response.status, await response.json()
 
     async def case(self, case_id: str) -> dict[str, Any]:
-        async with self.http.get(f"{self.url}/v1/cases/{case_id}",
-                                 headers={"Authorization": f"Bearer {API_TOKEN}"}) as response:
+        async with self.http.get(
+            f"{self.url}/v1/cases/{case_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+        ) as response:
             assert response.status == 200, await response.text()
             data: dict[str, Any] = await response.json()
             return data
 
     async def resolve(self, case_id: str, body: Any) -> tuple[int, dict[str, Any]]:
-        async with self.http.post(f"{self.url}/v1/cases/{case_id}/resolve", json=body,
-                                  headers={"Authorization": f"Bearer {API_TOKEN}"}) as response:
+        async with self.http.post(
+            f"{self.url}/v1/cases/{case_id}/resolve",
+            json=body,
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+        ) as response:
             return response.status, await response.json()
 
     def phone_of(self, person_id: str) -> Any:
@@ -104,8 +112,14 @@ class Service:
         return self.sim.phone(person.phone)
 
 
-async def start_service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession,
-                        sock: socket.socket | None = None, migrate: bool = True, **extra: str) -> Service:
+async def start_service(
+    db_url: str,
+    sim: PhoneSimulator,
+    http: aiohttp.ClientSession,
+    sock: socket.socket | None = None,
+    migrate: bool = True,
+    **extra: str,
+) -> Service:
     """Migrate the database and start the real app on a real port; the simulator calls it back."""
     sock = sock or bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -39,8 +39,13 @@ async def post_alert(request: web.Request) -> web.Response:
     structlog.contextvars.bind_contextvars(case_id=result.case_id)
     if not result.duplicate:
         request.app[ENGINE].kick()
-    log.info("alert_received", integration=integration, alert_event=alert.event, duplicate=result.duplicate,
-             risk_level=alert.risk.level)
+    log.info(
+        "alert_received",
+        integration=integration,
+        alert_event=alert.event,
+        duplicate=result.duplicate,
+        risk_level=alert.risk.level,
+    )
     return web.json_response(
         {"case_id": result.case_id, "status": result.status, "duplicate": result.duplicate},
         status=200 if result.duplicate else 202,

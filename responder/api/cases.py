@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlmodel import col
 
 from responder.api.keys import CLOCK, DB, ROSTER, SETTINGS
 from responder.engine.acceptance import resolve
@@ -38,12 +39,24 @@ async def _load(request: web.Request, case_id: str) -> tuple[Case, list[CaseEven
         case = await session.get(Case, case_id)
         if case is None:
             raise NotFound("case not found")
-        events = (await session.execute(
-            select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)  # type: ignore[arg-type]
-        )).scalars().all()
-        pages = (await session.execute(
-            select(Page).where(Page.case_id == case_id).order_by(Page.created_at)  # type: ignore[arg-type]
-        )).scalars().all()
+        events = (
+            (
+                await session.execute(
+                    select(CaseEvent).where(col(CaseEvent.case_id) == case_id).order_by(col(CaseEvent.id))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        pages = (
+            (
+                await session.execute(
+                    select(Page).where(col(Page.case_id) == case_id).order_by(col(Page.created_at))
+                )
+            )
+            .scalars()
+            .all()
+        )
     return case, list(events), list(pages)
 
 
@@ -56,21 +69,45 @@ def case_json(request: web.Request, case: Case, events: list[CaseEvent], pages: 
         return {"id": person_id, "name": person.name if person else person_id}
 
     return {
-        "id": case.id, "ref": case.ref, "status": case.status, "risk_level": case.risk_level,
-        "is_live": case.is_live, "region": case.region, "language": case.language, "playbook": case.playbook,
-        "alert_id": case.alert_id, "detected_at": _iso(case.detected_at), "received_at": _iso(case.received_at),
+        "id": case.id,
+        "ref": case.ref,
+        "status": case.status,
+        "risk_level": case.risk_level,
+        "is_live": case.is_live,
+        "region": case.region,
+        "language": case.language,
+        "playbook": case.playbook,
+        "alert_id": case.alert_id,
+        "detected_at": _iso(case.detected_at),
+        "received_at": _iso(case.received_at),
         "next_due_at": _iso(case.next_due_at),
         "accepted_by": {"id": case.accepted_by, "name": holder.name if holder else case.accepted_by}
-        if case.accepted_by else None,
-        "accepted_at": _iso(case.accepted_at), "accepted_via": case.accepted_via,
-        "resolved_at": _iso(case.resolved_at), "outcome": case.outcome, "outcome_note": case.outcome_note,
+        if case.accepted_by
+        else None,
+        "accepted_at": _iso(case.accepted_at),
+        "accepted_via": case.accepted_via,
+        "resolved_at": _iso(case.resolved_at),
+        "outcome": case.outcome,
+        "outcome_note": case.outcome_note,
         "pages": [
-            {"id": p.id, "person": who(p.person_id), "channel": p.channel, "purpose": p.purpose,
-             "tier": p.tier, "step": p.step, "status": p.status, "created_at": _iso(p.created_at),
-             "sent_at": _iso(p.sent_at), "error_code": p.error_code, "answered_by": p.answered_by}
+            {
+                "id": p.id,
+                "person": who(p.person_id),
+                "channel": p.channel,
+                "purpose": p.purpose,
+                "tier": p.tier,
+                "step": p.step,
+                "status": p.status,
+                "created_at": _iso(p.created_at),
+                "sent_at": _iso(p.sent_at),
+                "error_code": p.error_code,
+                "answered_by": p.answered_by,
+            }
             for p in pages
         ],
-        "timeline": [{"type": e.type, "at": _iso(e.at), "actor": e.actor, "detail": e.detail} for e in events],
+        "timeline": [
+            {"type": e.type, "at": _iso(e.at), "actor": e.actor, "detail": e.detail} for e in events
+        ],
     }
 
 
@@ -78,15 +115,27 @@ def case_json(request: web.Request, case: Case, events: list[CaseEvent], pages: 
 async def list_cases(request: web.Request) -> web.Response:
     require_token(request)
     status = request.query.get("status")
-    query = select(Case).order_by(Case.received_at.desc()).limit(100)  # type: ignore[attr-defined]
+    query = select(Case).order_by(col(Case.received_at).desc()).limit(100)
     if status:
-        query = query.where(Case.status == status)  # type: ignore[arg-type]
+        query = query.where(col(Case.status) == status)
     async with request.app[DB].sessions() as session:
         cases = (await session.execute(query)).scalars().all()
-    return web.json_response({"cases": [
-        {"id": c.id, "ref": c.ref, "status": c.status, "risk_level": c.risk_level, "region": c.region,
-         "received_at": _iso(c.received_at), "next_due_at": _iso(c.next_due_at)} for c in cases
-    ]})
+    return web.json_response(
+        {
+            "cases": [
+                {
+                    "id": c.id,
+                    "ref": c.ref,
+                    "status": c.status,
+                    "risk_level": c.risk_level,
+                    "region": c.region,
+                    "received_at": _iso(c.received_at),
+                    "next_due_at": _iso(c.next_due_at),
+                }
+                for c in cases
+            ]
+        }
+    )
 
 
 @routes.get("/v1/cases/{case_id}")
@@ -108,9 +157,8 @@ async def resolve_case(request: web.Request) -> web.Response:
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise ValidationFailed([{"field": "note", "message": "must be a string of at most 2000 characters"}])
-    case = await resolve(request.app[DB], request.match_info["case_id"], body["outcome"], note, actor,
-                         request.app[CLOCK].now())
+    case = await resolve(
+        request.app[DB], request.match_info["case_id"], body["outcome"], note, actor, request.app[CLOCK].now()
+    )
     loaded = await _load(request, case.id)
     return web.json_response(case_json(request, *loaded))
-
-

@@ -7,19 +7,22 @@ import html
 
 from aiohttp import web
 from sqlalchemy import update
+from sqlmodel import col
 
 from responder.api.keys import CLOCK, DB, ENGINE, LINKS, ROSTER
 from responder.engine.acceptance import accept
 from responder.errors import Gone, NotFound
 from responder.paging import inbound
 from responder.store.models import Page
+from responder.store.queries import rowcount
 
 routes = web.RouteTableDef()
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>Case {ref}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:28rem;padding:0 1rem}}
-button{{font-size:1.3rem;padding:.8rem 1.4rem;width:100%;background:#0a5;color:#fff;border:0;border-radius:.4rem}}
+button{{font-size:1.3rem;padding:.8rem 1.4rem;width:100%;background:#0a5;color:#fff;border:0;
+border-radius:.4rem}}
 </style></head><body><h1>Case {ref}</h1><p>{message}</p>{form}</body></html>"""
 
 
@@ -55,10 +58,11 @@ async def use_link(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     async with request.app[DB].transaction() as session:
         used = await session.execute(
-            update(Page).where(Page.id == page.id, Page.link_used_at.is_(None))  # type: ignore[arg-type,union-attr]
+            update(Page)
+            .where(col(Page.id) == page.id, col(Page.link_used_at).is_(None))
             .values(link_used_at=now)
         )
-        if used.rowcount != 1:  # type: ignore[attr-defined]
+        if rowcount(used) != 1:
             raise Gone("link: already used")
     result = await accept(request.app[DB], request.app[ROSTER], case_id, page.person_id, "link", now)
     request.app[ENGINE].kick()
@@ -67,5 +71,3 @@ async def use_link(request: web.Request) -> web.Response:
     if result.status == "acknowledged":
         return _html(ref, f"Case {ref} was already accepted by {result.holder_name}.", status=409)
     return _html(ref, f"Case {ref} is closed.", status=409)
-
-

@@ -33,8 +33,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400:
             raise
         response = web.json_response(
-            {"error": exc.reason.lower().replace(" ", "_"), "detail": exc.text or exc.reason,
-             "request_id": request_id},
+            {
+                "error": exc.reason.lower().replace(" ", "_"),
+                "detail": exc.text or exc.reason,
+                "request_id": request_id,
+            },
             status=exc.status,
         )
     except Exception:

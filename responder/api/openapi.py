@@ -11,7 +11,10 @@ from responder.intake.schema import Alert
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def _json(schema_ref: str, description: str) -> dict[str, Any]:
@@ -24,49 +27,104 @@ def openapi_document() -> dict[str, Any]:
     components = alert_schema.pop("$defs", {})
     components["Alert"] = alert_schema
     components["Error"] = {
-        "type": "object", "required": ["error", "request_id"],
+        "type": "object",
+        "required": ["error", "request_id"],
         "properties": {"error": {"type": "string"}, "detail": {}, "request_id": {"type": "string"}},
     }
     components["Accepted"] = {
-        "type": "object", "required": ["case_id", "status", "duplicate"],
-        "properties": {"case_id": {"type": "string"}, "status": {"type": "string"}, "duplicate": {"type": "boolean"}},
+        "type": "object",
+        "required": ["case_id", "status", "duplicate"],
+        "properties": {
+            "case_id": {"type": "string"},
+            "status": {"type": "string"},
+            "duplicate": {"type": "boolean"},
+        },
     }
     components["Resolve"] = {
-        "type": "object", "required": ["outcome"],
+        "type": "object",
+        "required": ["outcome"],
         "properties": {"outcome": {"enum": list(OUTCOMES)}, "note": {"type": "string", "maxLength": 2000}},
     }
     case_id = [{"name": "case_id", "in": "path", "required": True, "schema": {"type": "string"}}]
-    signed = [{"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
-              for h in ("webhook-id", "webhook-timestamp", "webhook-signature")]
+    signed = [
+        {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
+        for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    ]
     return {
         "openapi": "3.1.0",
-        "info": {"title": "responder", "version": __version__,
-                 "description": "Crisis-intervention alert responder: alerts in, pages chased until accepted."},
-        "components": {"schemas": components,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "info": {
+            "title": "responder",
+            "version": __version__,
+            "description": "Crisis-intervention alert responder: alerts in, pages chased until accepted.",
+        },
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
         "paths": {
-            "/v1/alerts": {"post": {
-                "summary": "Post an alert (Standard Webhooks signed)", "parameters": signed,
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Alert"}}}},
-                "responses": {"202": _json("#/components/schemas/Accepted", "new case"),
-                              "200": _json("#/components/schemas/Accepted", "repeat of an alert already taken in"),
-                              "400": _error("not JSON"), "401": _error("bad or missing signature, stale timestamp"),
-                              "404": _error("retract for an unknown alert"), "413": _error("over 64 KiB"),
-                              "422": _error("schema errors, one per field")}}},
-            "/v1/cases": {"get": {"summary": "Recent cases", "security": [{"bearer": []}],
-                                  "parameters": [{"name": "status", "in": "query", "schema": {"type": "string"}}],
-                                  "responses": {"200": {"description": "cases"}, "401": _error("no token")}}},
-            "/v1/cases/{case_id}": {"get": {
-                "summary": "A case with its pages and timeline", "security": [{"bearer": []}], "parameters": case_id,
-                "responses": {"200": {"description": "the case"}, "401": _error("no token"), "404": _error("no such case")}}},
-            "/v1/cases/{case_id}/resolve": {"post": {
-                "summary": "Resolve with an outcome code", "security": [{"bearer": []}], "parameters": case_id,
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Resolve"}}}},
-                "responses": {"200": {"description": "the resolved case"}, "401": _error("no token"),
-                              "404": _error("no such case"), "409": _error("already resolved"),
-                              "422": _error("unknown outcome or missing reason")}}},
+            "/v1/alerts": {
+                "post": {
+                    "summary": "Post an alert (Standard Webhooks signed)",
+                    "parameters": signed,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Alert"}}},
+                    },
+                    "responses": {
+                        "202": _json("#/components/schemas/Accepted", "new case"),
+                        "200": _json("#/components/schemas/Accepted", "repeat of an alert already taken in"),
+                        "400": _error("not JSON"),
+                        "401": _error("bad or missing signature, stale timestamp"),
+                        "404": _error("retract for an unknown alert"),
+                        "413": _error("over 64 KiB"),
+                        "422": _error("schema errors, one per field"),
+                    },
+                }
+            },
+            "/v1/cases": {
+                "get": {
+                    "summary": "Recent cases",
+                    "security": [{"bearer": []}],
+                    "parameters": [{"name": "status", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "cases"}, "401": _error("no token")},
+                }
+            },
+            "/v1/cases/{case_id}": {
+                "get": {
+                    "summary": "A case with its pages and timeline",
+                    "security": [{"bearer": []}],
+                    "parameters": case_id,
+                    "responses": {
+                        "200": {"description": "the case"},
+                        "401": _error("no token"),
+                        "404": _error("no such case"),
+                    },
+                }
+            },
+            "/v1/cases/{case_id}/resolve": {
+                "post": {
+                    "summary": "Resolve with an outcome code",
+                    "security": [{"bearer": []}],
+                    "parameters": case_id,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Resolve"}}},
+                    },
+                    "responses": {
+                        "200": {"description": "the resolved case"},
+                        "401": _error("no token"),
+                        "404": _error("no such case"),
+                        "409": _error("already resolved"),
+                        "422": _error("unknown outcome or missing reason"),
+                    },
+                }
+            },
             "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"summary": "Readiness (database reachable)",
-                                "responses": {"200": {"description": "ready"}, "503": _error("not ready")}}},
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness (database reachable)",
+                    "responses": {"200": {"description": "ready"}, "503": _error("not ready")},
+                }
+            },
         },
     }

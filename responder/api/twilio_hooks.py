@@ -47,8 +47,13 @@ async def status_callback(request: web.Request) -> web.Response:
     status = form.get("MessageStatus") or form.get("CallStatus") or ""
     sequence = form.get("SequenceNumber", "")
     news = await inbound.record_status(
-        request.app[DB], request.match_info["page_id"], status, form.get("ErrorCode"), form.get("AnsweredBy"),
-        int(sequence) if sequence.isdigit() else None, request.app[CLOCK].now(),
+        request.app[DB],
+        request.match_info["page_id"],
+        status,
+        form.get("ErrorCode"),
+        form.get("AnsweredBy"),
+        int(sequence) if sequence.isdigit() else None,
+        request.app[CLOCK].now(),
     )
     if news is not None and news.failed:
         await request.app[ENGINE].fail_over(news.case_id, news.page_id, news.reason)
@@ -71,7 +76,11 @@ async def voice_menu(request: web.Request) -> web.Response:
     page, case = found
     person = request.app[ROSTER].person(page.person_id)
     lang = language_of(person.languages if person else ())
-    facts, voice_lang, now = PageFacts(case.ref, case.risk_level, case.region), VOICE_LANGUAGES[lang], request.app[CLOCK].now()
+    facts, voice_lang, now = (
+        PageFacts(case.ref, case.risk_level, case.region),
+        VOICE_LANGUAGES[lang],
+        request.app[CLOCK].now(),
+    )
     answered_by = form.get("AnsweredBy")
     if is_machine(answered_by):
         # Voicemail is never an acknowledgement: leave a short message, move the chain on.
@@ -129,7 +138,9 @@ async def inbound_sms(request: web.Request) -> web.Response:
         return _xml(twiml.sms_reply(sms_line("help")))
     if reply.verb in ("stop", "start"):
         return _xml(twiml.sms_reply(sms_line("stopped" if reply.verb == "stop" else "started")))
-    found = await inbound.find_page(request.app[DB], person.id, reply.code) if reply.verb != "unknown" else None
+    found = (
+        await inbound.find_page(request.app[DB], person.id, reply.code) if reply.verb != "unknown" else None
+    )
     if found is None:
         return _xml(twiml.sms_reply(sms_line("unknown")))
     page, case = found

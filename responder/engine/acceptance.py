@@ -7,18 +7,36 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from responder.errors import Conflict, NotFound, ValidationFailed
 from responder.oncall.roster import Roster
 from responder.paging.messages import PageFacts, sms_line
 from responder.store.db import Database
 from responder.store.models import Case, Page
-from responder.store.queries import ACKNOWLEDGED, OPEN, PENDING, RESOLVED, add_event, insert_pages, new_id
+from responder.store.queries import (
+    ACKNOWLEDGED,
+    OPEN,
+    PENDING,
+    RESOLVED,
+    add_event,
+    insert_pages,
+    new_id,
+    rowcount,
+)
 
 OUTCOMES = (
-    "located_safe", "deescalated", "transported_voluntary", "transported_involuntary",
-    "medical_intervention", "deceased", "unable_to_locate", "referred_other_jurisdiction",
-    "false_positive", "duplicate", "platform_data_unavailable",
+    "located_safe",
+    "deescalated",
+    "transported_voluntary",
+    "transported_involuntary",
+    "medical_intervention",
+    "deceased",
+    "unable_to_locate",
+    "referred_other_jurisdiction",
+    "false_positive",
+    "duplicate",
+    "platform_data_unavailable",
 )
 # Outcomes that need a reason in the note (PRODUCT.md §5).
 REASON_REQUIRED = frozenset({"unable_to_locate"})
@@ -34,25 +52,41 @@ class AcceptResult:
     holder_name: str
 
 
-async def accept(db: Database, roster: Roster, case_id: str, person_id: str, via: str, now: datetime) -> AcceptResult:
+async def accept(
+    db: Database, roster: Roster, case_id: str, person_id: str, via: str, now: datetime
+) -> AcceptResult:
     """Try to accept; exactly one caller wins, later ones learn who holds the case."""
     async with db.transaction() as session:
         won = (
-            await session.execute(
-                update(Case)
-                .where(Case.id == case_id, Case.status == OPEN)  # type: ignore[arg-type]
-                .values(status=ACKNOWLEDGED, accepted_by=person_id, accepted_at=now, accepted_via=via,
-                        next_due_at=None)
+            rowcount(
+                await session.execute(
+                    update(Case)
+                    .where(col(Case.id) == case_id, col(Case.status) == OPEN)
+                    .values(
+                        status=ACKNOWLEDGED,
+                        accepted_by=person_id,
+                        accepted_at=now,
+                        accepted_via=via,
+                        next_due_at=None,
+                    )
+                )
             )
-        ).rowcount == 1  # type: ignore[attr-defined]
+            == 1
+        )
         case = await session.get(Case, case_id, populate_existing=True)
         if case is None:
             raise NotFound("case not found")
         if won:
             await _after_accept(session, roster, case, person_id, via, now)
         else:
-            add_event(session, case.id, "accept_refused", f"person:{person_id}", now,
-                      {"via": via, "holder": case.accepted_by, "status": case.status})
+            add_event(
+                session,
+                case.id,
+                "accept_refused",
+                f"person:{person_id}",
+                now,
+                {"via": via, "holder": case.accepted_by, "status": case.status},
+            )
     holder = roster.person(case.accepted_by) if case.accepted_by else None
     return AcceptResult(won, case.id, case.ref, case.status, case.accepted_by, holder.name if holder else "")
 
@@ -62,28 +96,48 @@ async def _after_accept(
 ) -> None:
     await session.execute(
         update(Page)
-        .where(Page.case_id == case.id, Page.status == PENDING, Page.purpose == "page")  # type: ignore[arg-type]
+        .where(col(Page.case_id) == case.id, col(Page.status) == PENDING, col(Page.purpose) == "page")
         .values(status="canceled", updated_at=now, error_message="case accepted before sending")
     )
     person = roster.person(person_id)
     name = person.name if person else person_id
     add_event(session, case.id, "case_accepted", f"person:{person_id}", now, {"via": via, "name": name})
     paged = (
-        await session.execute(
-            select(Page.person_id).where(Page.case_id == case.id, Page.purpose == "page").distinct()  # type: ignore[arg-type]
+        (
+            await session.execute(
+                select(col(Page.person_id))
+                .where(col(Page.case_id) == case.id, col(Page.purpose) == "page")
+                .distinct()
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     text = sms_line("taken_notice", PageFacts(case.ref, case.risk_level, case.region), holder=name)
     notices = [
-        {"id": new_id(), "case_id": case.id, "person_id": other, "channel": "sms", "purpose": "notice",
-         "step": None, "tier": None, "body": text, "status": PENDING, "created_at": now, "not_before": now,
-         "updated_at": now}
-        for other in paged if other != person_id
+        {
+            "id": new_id(),
+            "case_id": case.id,
+            "person_id": other,
+            "channel": "sms",
+            "purpose": "notice",
+            "step": None,
+            "tier": None,
+            "body": text,
+            "status": PENDING,
+            "created_at": now,
+            "not_before": now,
+            "updated_at": now,
+        }
+        for other in paged
+        if other != person_id
     ]
     await insert_pages(session, notices)
 
 
-async def record_pass(db: Database, case_id: str, page_id: str, person_id: str, via: str, now: datetime) -> bool:
+async def record_pass(
+    db: Database, case_id: str, page_id: str, person_id: str, via: str, now: datetime
+) -> bool:
     """A person declined the page; True when the case is still open (so escalation moves on)."""
     async with db.transaction() as session:
         case = await session.get(Case, case_id)
@@ -93,7 +147,9 @@ async def record_pass(db: Database, case_id: str, page_id: str, person_id: str, 
         return case.status == OPEN
 
 
-async def resolve(db: Database, case_id: str, outcome: str, note: str | None, actor: str, now: datetime) -> Case:
+async def resolve(
+    db: Database, case_id: str, outcome: str, note: str | None, actor: str, now: datetime
+) -> Case:
     """Close a case with an outcome; paging stops for good."""
     problems = []
     if outcome not in OUTCOMES:
@@ -111,7 +167,8 @@ async def resolve(db: Database, case_id: str, outcome: str, note: str | None, ac
         case.status, case.outcome, case.outcome_note = RESOLVED, outcome, note
         case.resolved_at, case.resolved_by, case.next_due_at = now, actor, None
         await session.execute(
-            update(Page).where(Page.case_id == case.id, Page.status == PENDING, Page.purpose == "page")  # type: ignore[arg-type]
+            update(Page)
+            .where(col(Page.case_id) == case.id, col(Page.status) == PENDING, col(Page.purpose) == "page")
             .values(status="canceled", updated_at=now, error_message="case resolved before sending")
         )
         add_event(session, case.id, "case_resolved", actor, now, {"outcome": outcome, "note": note})

@@ -81,7 +81,9 @@ def next_actions(case: CaseView, plan: Plan, roster: Roster, now: datetime) -> D
     return Decision(pages, events, index, due_at(case, plan, index))
 
 
-def _act(step: Step, case: CaseView, roster: Roster, now: datetime) -> tuple[list[PageAction], list[EventAction]]:
+def _act(
+    step: Step, case: CaseView, roster: Roster, now: datetime
+) -> tuple[list[PageAction], list[EventAction]]:
     if step.kind == "all_hands":
         return _all_hands(step, case, roster, now)
     people: list[PersonConfig] = []
@@ -100,7 +102,9 @@ def _act(step: Step, case: CaseView, roster: Roster, now: datetime) -> tuple[lis
     return pages, [EventAction("step_fired", {**detail, "people": [p.id for p in people]})]
 
 
-def _all_hands(step: Step, case: CaseView, roster: Roster, now: datetime) -> tuple[list[PageAction], list[EventAction]]:
+def _all_hands(
+    step: Step, case: CaseView, roster: Roster, now: datetime
+) -> tuple[list[PageAction], list[EventAction]]:
     people: list[PersonConfig] = []
     for role in step.roles:
         people += [p for p in roster.everyone_on_call(role, case.region, now) if p not in people]
@@ -111,7 +115,12 @@ def _all_hands(step: Step, case: CaseView, roster: Roster, now: datetime) -> tup
             if person not in people and person.id not in notified:
                 notified.append(person.id)
                 pages.append(PageAction(person.id, "sms", step.index, step.tier, "notice", "exhausted"))
-    detail = {"step": step.index, "repeat": step.pass_no, "people": [p.id for p in people], "notified": notified}
+    detail = {
+        "step": step.index,
+        "repeat": step.pass_no,
+        "people": [p.id for p in people],
+        "notified": notified,
+    }
     return pages, [EventAction("all_hands_paged", detail)]
 
 

@@ -55,7 +55,7 @@ class Plan:
 
 
 def compile_plan(playbook: Playbook, time_scale: float = 1.0) -> Plan:
-    """Flatten passes × tiers × channels into steps; `time_scale` < 1 compresses time for demos."""
+    """Flatten passes by tiers by channels into steps; `time_scale` < 1 compresses time for demos."""
     tiers = {t.id: t for t in playbook.paging.tiers}
     order = chain_ids(playbook.paging.tiers)
     steps: list[Step] = []

@@ -142,7 +142,9 @@ def load_playbooks(directory: Path) -> list[Playbook]:
     files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
     if not files:
         raise ConfigError([f"{directory}: no playbook (*.yaml) found"])
-    playbooks, problems, origin = [], [], {}
+    playbooks: list[Playbook] = []
+    problems: list[str] = []
+    origin: dict[str, str] = {}
     for path in files:
         try:
             playbook = validate_doc(load_yaml(path), Playbook)

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from responder.clock import Clock
 from responder.engine.decide import CaseView, Decision, next_actions, pull_forward
@@ -83,14 +84,18 @@ class Engine:
         now = self.clock.now()
         async with self.db.transaction() as session:
             cases = (
-                await session.execute(
-                    select(Case)
-                    .where(Case.status == OPEN, Case.next_due_at <= now)  # type: ignore[arg-type,operator]
-                    .order_by(Case.priority, Case.next_due_at)  # type: ignore[arg-type]
-                    .limit(DUE_BATCH)
-                    .with_for_update(skip_locked=True)
+                (
+                    await session.execute(
+                        select(Case)
+                        .where(col(Case.status) == OPEN, col(Case.next_due_at) <= now)
+                        .order_by(col(Case.priority), col(Case.next_due_at))
+                        .limit(DUE_BATCH)
+                        .with_for_update(skip_locked=True)
+                    )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             for case in cases:
                 decision = next_actions(view_of(case), self.plans[case.playbook], self.roster, now)
                 await self._apply(session, case, decision)
@@ -101,9 +106,20 @@ class Engine:
         for event in decision.events:
             add_event(session, case.id, event.type, "engine", now, event.detail)
         rows = [
-            {"id": new_id(), "case_id": case.id, "person_id": p.person_id, "channel": p.channel,
-             "purpose": p.purpose, "step": p.step, "tier": p.tier, "body": "", "status": "pending",
-             "created_at": now, "not_before": now, "updated_at": now}
+            {
+                "id": new_id(),
+                "case_id": case.id,
+                "person_id": p.person_id,
+                "channel": p.channel,
+                "purpose": p.purpose,
+                "step": p.step,
+                "tier": p.tier,
+                "body": "",
+                "status": "pending",
+                "created_at": now,
+                "not_before": now,
+                "updated_at": now,
+            }
             for p in decision.pages
         ]
         await insert_pages(session, rows)
@@ -113,9 +129,14 @@ class Engine:
     async def _reschedule(self) -> None:
         async with self.db.transaction() as session:
             when = await earliest_due(session)
-            stale = (await session.execute(
-                select(Page.claimed_at).where(Page.status == CLAIMED).order_by(Page.claimed_at).limit(1)  # type: ignore[arg-type]
-            )).scalar()
+            stale = (
+                await session.execute(
+                    select(col(Page.claimed_at))
+                    .where(col(Page.status) == CLAIMED)
+                    .order_by(col(Page.claimed_at))
+                    .limit(1)
+                )
+            ).scalar()
         if stale is not None:
             retry_at = stale + timedelta(seconds=STALE_CLAIM_S)
             when = retry_at if when is None else min(when, retry_at)
@@ -132,6 +153,8 @@ class Engine:
             plan = self.plans[case.playbook]
             case.skew_s = pull_forward(view_of(case), plan, now)
             case.next_due_at = min(case.next_due_at or now, now)
-            add_event(session, case.id, "escalation_advanced", "engine", now, {"page": page_id, "reason": reason})
+            add_event(
+                session, case.id, "escalation_advanced", "engine", now, {"page": page_id, "reason": reason}
+            )
         log.info("escalation_advanced", case_id=case_id, page_id=page_id, reason=reason)
         self.kick()

@@ -31,8 +31,13 @@ class Waker:
     def start(self) -> None:
         self._scheduler.start()
         self._scheduler.add_job(
-            self._sweep, "interval", seconds=self._sweep_interval_s, id=_SWEEP_JOB,
-            coalesce=True, max_instances=1, misfire_grace_time=None,
+            self._sweep,
+            "interval",
+            seconds=self._sweep_interval_s,
+            id=_SWEEP_JOB,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
         )
 
     def wake_at(self, when: datetime) -> None:
@@ -42,7 +47,11 @@ class Waker:
             return
         self._next = when
         self._scheduler.add_job(
-            self._fire, "date", run_date=max(when, now), id=_WAKE_JOB, replace_existing=True,
+            self._fire,
+            "date",
+            run_date=max(when, now),
+            id=_WAKE_JOB,
+            replace_existing=True,
             misfire_grace_time=None,
         )
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from responder.clock import Clock
 from responder.engine.playbook import Playbook
@@ -66,11 +67,14 @@ def choose_playbook(playbooks: Sequence[Playbook], alert: Alert, integration: st
 class Intake:
     """Turns verified alerts into cases; the engine is kicked by the caller afterwards."""
 
-    def __init__(self, db: Database, playbooks: Sequence[Playbook], integration_ids: Mapping[str, int],
-                 clock: Clock) -> None:
+    def __init__(
+        self, db: Database, playbooks: Sequence[Playbook], integration_ids: Mapping[str, int], clock: Clock
+    ) -> None:
         self.db, self.playbooks, self.integration_ids, self.clock = db, playbooks, integration_ids, clock
 
-    async def receive(self, integration: str, webhook_id: str, alert: Alert, raw: dict[str, Any]) -> IntakeResult:
+    async def receive(
+        self, integration: str, webhook_id: str, alert: Alert, raw: dict[str, Any]
+    ) -> IntakeResult:
         integration_id = self.integration_ids[integration]
         for _ in range(3):  # a clash of random case references is retried with a new one
             try:
@@ -84,11 +88,13 @@ class Intake:
     async def _existing(self, session: AsyncSession, integration_id: int, alert_id: str) -> Case | None:
         return (
             await session.execute(
-                select(Case).where(Case.integration_id == integration_id, Case.alert_id == alert_id)  # type: ignore[arg-type]
+                select(Case).where(col(Case.integration_id) == integration_id, col(Case.alert_id) == alert_id)
             )
         ).scalar_one_or_none()
 
-    async def _new(self, integration: str, integration_id: int, alert: Alert, raw: dict[str, Any]) -> IntakeResult:
+    async def _new(
+        self, integration: str, integration_id: int, alert: Alert, raw: dict[str, Any]
+    ) -> IntakeResult:
         async with self.db.transaction() as session:
             case = await self._existing(session, integration_id, alert.alert_id)
             if case is not None:
@@ -96,31 +102,64 @@ class Intake:
             case = self._create(session, integration, integration_id, alert, raw, "alert_received")
         return IntakeResult(case.id, case.status, duplicate=False)
 
-    def _create(self, session: AsyncSession, integration: str, integration_id: int, alert: Alert,
-                raw: dict[str, Any], event: str) -> Case:
+    def _create(
+        self,
+        session: AsyncSession,
+        integration: str,
+        integration_id: int,
+        alert: Alert,
+        raw: dict[str, Any],
+        event: str,
+    ) -> Case:
         now = self.clock.now()
         playbook = choose_playbook(self.playbooks, alert, integration)
         case = Case(
-            id=new_id(), ref=new_ref(), integration_id=integration_id, alert_id=alert.alert_id, status="open",
-            risk_level=alert.risk.level, priority=priority_of(alert), is_live=alert.is_live,
-            region=alert.best_region(), language=alert.language, playbook=playbook.name, alert=raw,
-            detected_at=alert.detected_at, received_at=now, chain_started_at=now, next_step=0, skew_s=0.0,
+            id=new_id(),
+            ref=new_ref(),
+            integration_id=integration_id,
+            alert_id=alert.alert_id,
+            status="open",
+            risk_level=alert.risk.level,
+            priority=priority_of(alert),
+            is_live=alert.is_live,
+            region=alert.best_region(),
+            language=alert.language,
+            playbook=playbook.name,
+            alert=raw,
+            detected_at=alert.detected_at,
+            received_at=now,
+            chain_started_at=now,
+            next_step=0,
+            skew_s=0.0,
             next_due_at=now,
         )
         session.add(case)
-        add_event(session, case.id, event, f"platform:{integration}", now, {
-            "risk_level": alert.risk.level, "is_live": alert.is_live, "region": case.region,
-            "playbook": playbook.name, "detected_at": alert.detected_at.isoformat(),
-        })
+        add_event(
+            session,
+            case.id,
+            event,
+            f"platform:{integration}",
+            now,
+            {
+                "risk_level": alert.risk.level,
+                "is_live": alert.is_live,
+                "region": case.region,
+                "playbook": playbook.name,
+                "detected_at": alert.detected_at.isoformat(),
+            },
+        )
         return case
 
-    async def _follow_up(self, integration: str, integration_id: int, webhook_id: str, alert: Alert,
-                         raw: dict[str, Any]) -> IntakeResult:
+    async def _follow_up(
+        self, integration: str, integration_id: int, webhook_id: str, alert: Alert, raw: dict[str, Any]
+    ) -> IntakeResult:
         async with self.db.transaction() as session:
             seen = (
                 await session.execute(
-                    select(Delivery).where(Delivery.integration_id == integration_id,  # type: ignore[arg-type]
-                                           Delivery.webhook_id == webhook_id)
+                    select(Delivery).where(
+                        col(Delivery.integration_id) == integration_id,
+                        col(Delivery.webhook_id) == webhook_id,
+                    )
                 )
             ).scalar_one_or_none()
             if seen is not None:
@@ -133,15 +172,25 @@ class Intake:
             if case is None:
                 # An update whose original never arrived is still an alert: never drop it.
                 case = self._create(session, integration, integration_id, alert, raw, "alert_received")
-                add_event(session, case.id, "update_without_original", f"platform:{integration}", self.clock.now())
+                add_event(
+                    session, case.id, "update_without_original", f"platform:{integration}", self.clock.now()
+                )
             else:
                 self._merge(session, integration, case, alert, raw)
             await session.flush()
-            session.add(Delivery(integration_id=integration_id, webhook_id=webhook_id, case_id=case.id,
-                                 received_at=self.clock.now()))
+            session.add(
+                Delivery(
+                    integration_id=integration_id,
+                    webhook_id=webhook_id,
+                    case_id=case.id,
+                    received_at=self.clock.now(),
+                )
+            )
         return IntakeResult(case.id, case.status, duplicate=False)
 
-    def _merge(self, session: AsyncSession, integration: str, case: Case, alert: Alert, raw: dict[str, Any]) -> None:
+    def _merge(
+        self, session: AsyncSession, integration: str, case: Case, alert: Alert, raw: dict[str, Any]
+    ) -> None:
         now = self.clock.now()
         actor = f"platform:{integration}"
         if alert.event == "retract":
@@ -159,7 +208,15 @@ class Intake:
         became_live = alert.is_live and not case.is_live
         case.is_live = case.is_live or alert.is_live
         case.priority = min(case.priority, priority_of(alert))
-        add_event(session, case.id, "alert_updated", actor, now, {
-            "new_location_hints": len(raw.get("location_hints") or []), "became_live": became_live,
-            "risk_level": alert.risk.level,
-        })
+        add_event(
+            session,
+            case.id,
+            "alert_updated",
+            actor,
+            now,
+            {
+                "new_location_hints": len(raw.get("location_hints") or []),
+                "became_live": became_live,
+                "risk_level": alert.risk.level,
+            },
+        )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from responder.paging.status import FAILED, is_machine, moves_forward
 from responder.store.db import Database
@@ -23,8 +24,15 @@ class StatusNews:
     reason: str
 
 
-async def record_status(db: Database, page_id: str, status: str, error_code: str | None,
-                        answered_by: str | None, sequence: int | None, now: datetime) -> StatusNews | None:
+async def record_status(
+    db: Database,
+    page_id: str,
+    status: str,
+    error_code: str | None,
+    answered_by: str | None,
+    sequence: int | None,
+    now: datetime,
+) -> StatusNews | None:
     """Apply one Twilio status callback; repeated or out-of-order ones change nothing."""
     async with db.transaction() as session:
         page = await session.get(Page, page_id, with_for_update=True)
@@ -48,11 +56,23 @@ async def record_status(db: Database, page_id: str, status: str, error_code: str
         detail = {"page": page.id, "person": page.person_id, "channel": page.channel, "status": status}
         if failed:
             reason = "answered by a machine" if machine else f"{page.channel} {status}"
-            add_event(session, page.case_id, "page_failed", "twilio", now,
-                      {**detail, "error_code": page.error_code, "answered_by": answered_by, "reason": reason})
+            add_event(
+                session,
+                page.case_id,
+                "page_failed",
+                "twilio",
+                now,
+                {**detail, "error_code": page.error_code, "answered_by": answered_by, "reason": reason},
+            )
         elif status in ("delivered", "in-progress"):
-            add_event(session, page.case_id, "page_delivered" if status == "delivered" else "call_answered",
-                      "twilio", now, detail)
+            add_event(
+                session,
+                page.case_id,
+                "page_delivered" if status == "delivered" else "call_answered",
+                "twilio",
+                now,
+                detail,
+            )
         escalate = failed and page.purpose == "page"
         return StatusNews(page.case_id, page.id, escalate, reason if failed else status)
 
@@ -61,15 +81,16 @@ async def find_page(db: Database, person_id: str, code: str | None) -> tuple[Pag
     """The page a reply is about: the latest to this person for case `code`, else the latest open one."""
     async with db.sessions() as session:
         query = (
-            select(Page, Case).join(Case, Page.case_id == Case.id)  # type: ignore[arg-type]
-            .where(Page.person_id == person_id, Page.purpose == "page")  # type: ignore[arg-type]
-            .order_by(Page.created_at.desc())  # type: ignore[attr-defined]
+            select(Page, Case)
+            .join(Case, col(Page.case_id) == col(Case.id))
+            .where(col(Page.person_id) == person_id, col(Page.purpose) == "page")
+            .order_by(col(Page.created_at).desc())
             .limit(1)
         )
         if code:
-            query = query.where(func.upper(Case.ref) == code.upper())
+            query = query.where(func.upper(col(Case.ref)) == code.upper())
         else:
-            open_row = (await session.execute(query.where(Case.status == OPEN))).first()  # type: ignore[arg-type]
+            open_row = (await session.execute(query.where(col(Case.status) == OPEN))).first()
             if open_row is not None:
                 return open_row[0], open_row[1]
         row = (await session.execute(query)).first()
@@ -93,9 +114,20 @@ async def mark_answered_by_machine(db: Database, page_id: str, answered_by: str,
         if page is None or page.answered_by is not None:
             return False
         page.answered_by, page.updated_at = answered_by, now
-        add_event(session, page.case_id, "page_failed", "twilio", now,
-                  {"page": page.id, "person": page.person_id, "channel": "voice",
-                   "reason": "answered by a machine", "answered_by": answered_by})
+        add_event(
+            session,
+            page.case_id,
+            "page_failed",
+            "twilio",
+            now,
+            {
+                "page": page.id,
+                "person": page.person_id,
+                "channel": "voice",
+                "reason": "answered by a machine",
+                "answered_by": answered_by,
+            },
+        )
         return page.purpose == "page"
 
 
@@ -105,6 +137,12 @@ async def note_no_input(db: Database, page_id: str, now: datetime) -> bool:
         page = await session.get(Page, page_id)
         if page is None:
             return False
-        add_event(session, page.case_id, "page_failed", "twilio", now,
-                  {"page": page.id, "person": page.person_id, "channel": "voice", "reason": "no key pressed"})
+        add_event(
+            session,
+            page.case_id,
+            "page_failed",
+            "twilio",
+            now,
+            {"page": page.id, "person": page.person_id, "channel": "voice", "reason": "no key pressed"},
+        )
         return page.purpose == "page"

@@ -80,8 +80,9 @@ def _risk(facts: PageFacts, lang: str) -> str:
 
 
 def page_sms(facts: PageFacts, lang: str, link: str) -> str:
-    return _SMS[lang].format(ref=facts.ref, risk=_risk(facts, lang), region=facts.region or "unknown",
-                             link=link)
+    return _SMS[lang].format(
+        ref=facts.ref, risk=_risk(facts, lang), region=facts.region or "unknown", link=link
+    )
 
 
 def voice_prompt(facts: PageFacts, lang: str) -> str:

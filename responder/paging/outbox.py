@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlmodel import col
 
 from responder.clock import Clock
 from responder.logging import get_logger
@@ -42,6 +43,7 @@ class Claimed:
     case_id: str
     person_id: str
     channel: str
+    purpose: str
     body: str
     attempts: int
 
@@ -50,8 +52,14 @@ class Outbox:
     """Sends page rows through Twilio; `flush()` sends everything due now."""
 
     def __init__(
-        self, db: Database, gateway: TwilioGateway, roster: Roster, links: LinkSigner, public_url: str,
-        clock: Clock, on_failure: FailureHook,
+        self,
+        db: Database,
+        gateway: TwilioGateway,
+        roster: Roster,
+        links: LinkSigner,
+        public_url: str,
+        clock: Clock,
+        on_failure: FailureHook,
     ) -> None:
         self.db, self.gateway, self.roster, self.links = db, gateway, roster, links
         self.public_url, self.clock, self.on_failure = public_url, clock, on_failure
@@ -68,18 +76,18 @@ class Outbox:
         async with self.db.transaction() as session:
             await session.execute(
                 update(Page)
-                .where(Page.status == CLAIMED, Page.claimed_at < stale)  # type: ignore[arg-type,operator]
+                .where(col(Page.status) == CLAIMED, col(Page.claimed_at) < stale)
                 .values(status=PENDING)
             )
             rows = (
                 await session.execute(
                     select(Page, Case)
-                    .join(Case, Page.case_id == Case.id)  # type: ignore[arg-type]
-                    .where(Page.status == PENDING, Page.not_before <= now)  # type: ignore[arg-type]
-                    .where(or_(Page.purpose == "notice", Case.status == OPEN))  # type: ignore[arg-type]
-                    .order_by(Case.priority, Page.created_at)  # type: ignore[arg-type]
+                    .join(Case, col(Page.case_id) == col(Case.id))
+                    .where(col(Page.status) == PENDING, col(Page.not_before) <= now)
+                    .where(or_(col(Page.purpose) == "notice", col(Case.status) == OPEN))
+                    .order_by(col(Case.priority), col(Page.created_at))
                     .limit(CLAIM_BATCH)
-                    .with_for_update(skip_locked=True, of=Page)  # type: ignore[arg-type]
+                    .with_for_update(skip_locked=True, of=Page)
                 )
             ).all()
             claimed = []
@@ -87,7 +95,11 @@ class Outbox:
                 page.status, page.claimed_at, page.updated_at = CLAIMED, now, now
                 page.attempts += 1
                 page.body = page.body or self._render(page, case, now)
-                claimed.append(Claimed(page.id, case.id, page.person_id, page.channel, page.body, page.attempts))
+                claimed.append(
+                    Claimed(
+                        page.id, case.id, page.person_id, page.channel, page.purpose, page.body, page.attempts
+                    )
+                )
         return claimed
 
     def _render(self, page: Page, case: Case, now: datetime) -> str:
@@ -106,7 +118,9 @@ class Outbox:
         async with self._limit:
             try:
                 if person is None:
-                    raise SendFailed("person no longer in the roster", status=None, code=None, retryable=False)
+                    raise SendFailed(
+                        "person no longer in the roster", status=None, code=None, retryable=False
+                    )
                 if claimed.channel == "voice":
                     twiml_url = f"{self.public_url}/twilio/voice/{claimed.page_id}"
                     sent = await self.gateway.place_call(person.phone, twiml_url, callback)
@@ -122,15 +136,23 @@ class Outbox:
         async with self.db.transaction() as session:
             # A status callback may have beaten us here; it then already moved the status on.
             await session.execute(
-                update(Page).where(Page.id == claimed.page_id)  # type: ignore[arg-type]
+                update(Page)
+                .where(col(Page.id) == claimed.page_id)
                 .values(twilio_sid=sid, sent_at=now, updated_at=now)
             )
             await session.execute(
-                update(Page).where(Page.id == claimed.page_id, Page.status == CLAIMED)  # type: ignore[arg-type]
+                update(Page)
+                .where(col(Page.id) == claimed.page_id, col(Page.status) == CLAIMED)
                 .values(status=status)
             )
-            add_event(session, claimed.case_id, "page_sent", "system", now,
-                      {"page": claimed.page_id, "person": claimed.person_id, "channel": claimed.channel})
+            add_event(
+                session,
+                claimed.case_id,
+                "notice_sent" if claimed.purpose == "notice" else "page_sent",
+                "system",
+                now,
+                {"page": claimed.page_id, "person": claimed.person_id, "channel": claimed.channel},
+            )
         log.info("page_sent", case_id=claimed.case_id, page_id=claimed.page_id, channel=claimed.channel)
 
     async def _failed(self, claimed: Claimed, exc: SendFailed) -> None:
@@ -146,10 +168,27 @@ class Outbox:
                 page.status, page.not_before = PENDING, now + timedelta(seconds=delay_s)
             else:
                 page.status = "failed"
-            add_event(session, claimed.case_id, "page_retry" if retry else "page_failed", "system", now,
-                      {"page": claimed.page_id, "person": claimed.person_id, "channel": claimed.channel,
-                       "error_code": exc.code, "reason": exc.reason[:200]})
-        log.warning("page_send_failed", case_id=claimed.case_id, page_id=claimed.page_id,
-                    status=exc.status, code=exc.code, retry=retry)
+            add_event(
+                session,
+                claimed.case_id,
+                "page_retry" if retry else "page_failed",
+                "system",
+                now,
+                {
+                    "page": claimed.page_id,
+                    "person": claimed.person_id,
+                    "channel": claimed.channel,
+                    "error_code": exc.code,
+                    "reason": exc.reason[:200],
+                },
+            )
+        log.warning(
+            "page_send_failed",
+            case_id=claimed.case_id,
+            page_id=claimed.page_id,
+            status=exc.status,
+            code=exc.code,
+            retry=retry,
+        )
         if not retry:
             await self.on_failure(claimed.case_id, claimed.page_id, f"send failed: {exc.code or exc.status}")

@@ -7,11 +7,21 @@ from typing import Literal
 
 Verb = Literal["ack", "pass", "help", "stop", "start", "unknown"]
 _VERBS: dict[str, Verb] = {
-    "ACK": "ack", "ACCEPT": "ack", "OK": "ack",
-    "NO": "pass", "PASS": "pass",
-    "HELP": "help", "INFO": "help",
-    "STOP": "stop", "STOPALL": "stop", "UNSUBSCRIBE": "stop", "CANCEL": "stop", "END": "stop", "QUIT": "stop",
-    "START": "start", "UNSTOP": "start",
+    "ACK": "ack",
+    "ACCEPT": "ack",
+    "OK": "ack",
+    "NO": "pass",
+    "PASS": "pass",
+    "HELP": "help",
+    "INFO": "help",
+    "STOP": "stop",
+    "STOPALL": "stop",
+    "UNSUBSCRIBE": "stop",
+    "CANCEL": "stop",
+    "END": "stop",
+    "QUIT": "stop",
+    "START": "start",
+    "UNSTOP": "start",
 }
 
 

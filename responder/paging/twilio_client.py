@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
-from twilio.base.exceptions import TwilioRestException  # type: ignore[import-untyped]  # no stubs
-from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped]
-from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
-from twilio.rest import Client  # type: ignore[import-untyped]
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
 
 from responder.logging import get_logger
 
@@ -84,13 +84,15 @@ class TwilioGateway:
             retryable = exc.status == 429 or exc.status >= 500
             raise SendFailed(str(exc.msg), status=exc.status, code=exc.code, retryable=retryable) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise SendFailed(f"Twilio unreachable: {type(exc).__name__}", status=None, code=None,
-                             retryable=True) from exc
+            raise SendFailed(
+                f"Twilio unreachable: {type(exc).__name__}", status=None, code=None, retryable=True
+            ) from exc
         except Exception as exc:
             # An SDK surprise must not strand the page: report it and let the outbox retry.
             log.exception("twilio_client_crashed")
-            raise SendFailed(f"Twilio client error: {type(exc).__name__}", status=None, code=None,
-                             retryable=True) from exc
+            raise SendFailed(
+                f"Twilio client error: {type(exc).__name__}", status=None, code=None, retryable=True
+            ) from exc
         return Sent(sid=str(resource.sid), status=str(resource.status))
 
     async def close(self) -> None:

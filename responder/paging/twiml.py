@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from twilio.twiml.messaging_response import MessagingResponse  # type: ignore[import-untyped]
-from twilio.twiml.voice_response import VoiceResponse  # type: ignore[import-untyped]
+from twilio.twiml.messaging_response import MessagingResponse
+from twilio.twiml.voice_response import VoiceResponse
 
 # Seconds Twilio waits for a key after the prompt; the prompt plays this many times in all.
 GATHER_TIMEOUT_S = 6

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from responder.store.models import Case, CaseEvent, Page
 
@@ -20,12 +21,22 @@ RESOLVED = "resolved"
 PENDING, CLAIMED = "pending", "claimed"
 
 
+def rowcount(result: Any) -> int:
+    """Rows an UPDATE touched (SQLAlchemy types execute() as a plain Result)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
 
 def add_event(
-    session: AsyncSession, case_id: str, type_: str, actor: str, at: datetime, detail: dict[str, Any] | None = None
+    session: AsyncSession,
+    case_id: str,
+    type_: str,
+    actor: str,
+    at: datetime,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     """Append one event to a case's timeline (never updated, never deleted)."""
     session.add(CaseEvent(case_id=case_id, at=at, type=type_, actor=actor, detail=detail or {}))
@@ -38,15 +49,16 @@ async def insert_pages(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(Page).values(list(rows)).on_conflict_do_nothing()
-    result = await session.execute(statement)
-    return int(getattr(result, "rowcount", 0) or 0)
+    return rowcount(await session.execute(statement))
 
 
 async def earliest_due(session: AsyncSession) -> datetime | None:
     """The next moment the engine has work: a case step or an outbox retry."""
-    case_due = (await session.execute(select(func.min(Case.next_due_at)).where(Case.status == OPEN))).scalar()
+    case_due = (
+        await session.execute(select(func.min(col(Case.next_due_at))).where(col(Case.status) == OPEN))
+    ).scalar()
     page_due = (
-        await session.execute(select(func.min(Page.not_before)).where(Page.status.in_([PENDING])))  # type: ignore[attr-defined]
+        await session.execute(select(func.min(col(Page.not_before))).where(col(Page.status).in_([PENDING])))
     ).scalar()
     candidates = [t for t in (case_due, page_due) if t is not None]
     return min(candidates) if candidates else None

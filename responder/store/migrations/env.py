@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlmodel import SQLModel
 
 from responder.store import models  # noqa: F401  (registers the tables on the metadata)
-from sqlmodel import SQLModel
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -1,0 +1,32 @@
+# Everything bootstraps .venv itself: a fresh machine needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck check serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the service + phone simulator + a sample alert, live (SCRIPTED=1: a phone accepts, exit 0)
+	$(BIN)/responder demo $(if $(SCRIPTED),--scripted,)
+
+test: $(STAMP)  ## the whole suite, on SQLite and PostgreSQL
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: $(STAMP)  ## validate config/ and playbooks/
+	$(BIN)/responder check
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
