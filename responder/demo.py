@@ -110,7 +110,7 @@ async def run_demo(scripted: bool, alert_path: str | None) -> int:
 
 
 async def _play(settings: Settings, sim: PhoneSimulator, url: str, sample: Path, scripted: bool) -> int:
-    alert = json.loads(sample.read_text(encoding="utf-8"))
+    alert = json.loads(await asyncio.to_thread(sample.read_text, encoding="utf-8"))
     alert["alert_id"] = f"demo-{uuid.uuid4().hex[:8]}"
     body = json.dumps(alert)
     secret = settings.webhook_secrets[settings.config.integrations[0].name]
@@ -121,7 +121,10 @@ async def _play(settings: Settings, sim: PhoneSimulator, url: str, sample: Path,
             answer = await response.json()
         print(f"POST /v1/alerts → {response.status} {answer}")
         case_id = answer["case_id"]
-        phone = sim.phone(settings.person("ana").phone if settings.person("ana") else "")
+        negotiator = settings.person("ana")  # FR-75's primary negotiator in config/responder.yaml
+        if negotiator is None:
+            raise RuntimeError("the demo roster needs person 'ana'")
+        phone = sim.phone(negotiator.phone)
         accepting = asyncio.create_task(_accept_after_second_page(phone)) if scripted else None
         if not scripted:
             print(

@@ -138,11 +138,13 @@ async def _after_accept(
 async def record_pass(
     db: Database, case_id: str, page_id: str, person_id: str, via: str, now: datetime
 ) -> bool:
-    """A person declined the page; True when the case is still open (so escalation moves on)."""
+    """A person declined the page: the chain skips them from now on; True while the case is open."""
     async with db.transaction() as session:
-        case = await session.get(Case, case_id)
+        case = await session.get(Case, case_id, with_for_update=True)
         if case is None:
             return False
+        if person_id not in case.declined:
+            case.declined = [*case.declined, person_id]
         add_event(session, case_id, "page_passed", f"person:{person_id}", now, {"page": page_id, "via": via})
         return case.status == OPEN
 

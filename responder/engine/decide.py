@@ -5,7 +5,7 @@ No database, network or clock here; engine/runner.py loads state, calls these an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,8 +13,7 @@ from responder.engine.plan import Plan, Step
 from responder.oncall.roster import Roster
 from responder.settings import PersonConfig
 
-# After a long outage the chain may be many steps behind; all-hands repeats missed meanwhile
-# collapse into one, but every finite step still acts once so nobody who should know is skipped.
+# A bound on steps handled in one decision, far above any real chain, so a bad plan cannot spin.
 MAX_STEPS_PER_DECISION = 1000
 
 
@@ -28,6 +27,7 @@ class CaseView:
     chain_started_at: datetime
     next_step: int
     skew_s: float
+    declined: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,6 @@ class PageAction:
     step: int
     tier: str
     purpose: str = "page"
-    notice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,7 @@ class Decision:
     events: list[EventAction]
     next_step: int
     next_due_at: datetime | None
+    skew_s: float
 
 
 def due_at(case: CaseView, plan: Plan, index: int) -> datetime:
@@ -60,9 +60,13 @@ def due_at(case: CaseView, plan: Plan, index: int) -> datetime:
 
 
 def next_actions(case: CaseView, plan: Plan, roster: Roster, now: datetime) -> Decision:
-    """Everything due at `now`, in step order, and the next step with its due time."""
+    """Everything due at `now`, in step order, and the next step with its due time.
+
+    A step that finds nobody to page (unstaffed, or everyone declined) moves the chain on at once
+    instead of letting its ack timeout run with nobody paged.
+    """
     if case.status != "open":
-        return Decision([], [], case.next_step, None)
+        return Decision([], [], case.next_step, None, case.skew_s)
     pages: list[PageAction] = []
     events: list[EventAction] = []
     index = case.next_step
@@ -73,12 +77,13 @@ def next_actions(case: CaseView, plan: Plan, roster: Roster, now: datetime) -> D
             # Collapse all-hands repeats missed while down: act once, for the latest one due.
             while due_at(case, plan, index + 1) <= now:
                 index += 1
-        step = plan.step(index)
-        step_pages, step_events = _act(step, case, roster, now)
+        step_pages, step_events = _act(plan.step(index), case, roster, now)
         pages += step_pages
         events += step_events
         index += 1
-    return Decision(pages, events, index, due_at(case, plan, index))
+        if not step_pages and plan.step(index - 1).kind == "page":
+            case = replace(case, skew_s=pull_forward(replace(case, next_step=index), plan, now))
+    return Decision(pages, events, index, due_at(case, plan, index), case.skew_s)
 
 
 def _act(
@@ -96,25 +101,29 @@ def _act(
             found = roster.on_call(target.role, case.region, target.layer, now)
         people += [p for p in found if p not in people]
     detail = {"step": step.index, "tier": step.tier, "pass": step.pass_no, "channel": step.channels[0]}
+    paged = [p for p in people if p.id not in case.declined]
     if not people:
         return [], [EventAction("tier_unstaffed", detail)]
-    pages = [PageAction(p.id, step.channels[0], step.index, step.tier) for p in people]
-    return pages, [EventAction("step_fired", {**detail, "people": [p.id for p in people]})]
+    if not paged:
+        return [], [EventAction("tier_declined", {**detail, "people": [p.id for p in people]})]
+    pages = [PageAction(p.id, step.channels[0], step.index, step.tier) for p in paged]
+    return pages, [EventAction("step_fired", {**detail, "people": [p.id for p in paged]})]
 
 
 def _all_hands(
     step: Step, case: CaseView, roster: Roster, now: datetime
 ) -> tuple[list[PageAction], list[EventAction]]:
+    """Everyone on call for the roles, even those who passed earlier, and a notice to the manager."""
     people: list[PersonConfig] = []
     for role in step.roles:
         people += [p for p in roster.everyone_on_call(role, case.region, now) if p not in people]
     pages = [PageAction(p.id, ch, step.index, step.tier) for p in people for ch in step.channels]
-    notified = []
+    notified: list[str] = []
     for role in step.notify:
         for person in roster.everyone_on_call(role, case.region, now):
             if person not in people and person.id not in notified:
                 notified.append(person.id)
-                pages.append(PageAction(person.id, "sms", step.index, step.tier, "notice", "exhausted"))
+                pages.append(PageAction(person.id, "sms", step.index, step.tier, "notice"))
     detail = {
         "step": step.index,
         "repeat": step.pass_no,

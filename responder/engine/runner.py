@@ -24,10 +24,20 @@ from responder.store.queries import CLAIMED, OPEN, add_event, earliest_due, inse
 log = get_logger(__name__)
 
 DUE_BATCH = 200
+# On shutdown, how long a tick in progress may take to finish before it is cancelled.
+STOP_GRACE_S = 5.0
 
 
 def view_of(case: Case) -> CaseView:
-    return CaseView(case.id, case.status, case.region, case.chain_started_at, case.next_step, case.skew_s)
+    return CaseView(
+        case.id,
+        case.status,
+        case.region,
+        case.chain_started_at,
+        case.next_step,
+        case.skew_s,
+        frozenset(case.declined),
+    )
 
 
 class Engine:
@@ -39,6 +49,7 @@ class Engine:
         self.waker = Waker(self.kick)
         self._running = False
         self._again = False
+        self._stopped = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self, outbox: Outbox) -> None:
@@ -47,13 +58,18 @@ class Engine:
         self.kick()
 
     async def stop(self) -> None:
+        """Let a running tick finish its transaction (cancelling one mid-way strands its connection)."""
+        self._stopped = True
         self.waker.shutdown()
-        for task in list(self._tasks):
+        _, late = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S) if self._tasks else (set(), set())
+        for task in late:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*late, return_exceptions=True)
 
     def kick(self) -> None:
         """Run a tick soon, without waiting for it."""
+        if self._stopped:
+            return
         task = asyncio.create_task(self.tick())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -65,7 +81,7 @@ class Engine:
             return
         self._running = True
         try:
-            while True:
+            while not self._stopped:
                 self._again = False
                 while await self._run_due() == DUE_BATCH:
                     pass
@@ -73,10 +89,12 @@ class Engine:
                     await self.outbox.flush()
                 if not self._again:
                     break
-            await self._reschedule()
+            if not self._stopped:
+                await self._reschedule()
         except Exception:
             log.exception("engine_tick_failed")
-            self.waker.wake_at(self.clock.now() + timedelta(seconds=1))
+            if not self._stopped:
+                self.waker.wake_at(self.clock.now() + timedelta(seconds=1))
         finally:
             self._running = False
 
@@ -123,7 +141,11 @@ class Engine:
             for p in decision.pages
         ]
         await insert_pages(session, rows)
-        case.next_step, case.next_due_at = decision.next_step, decision.next_due_at
+        case.next_step, case.next_due_at, case.skew_s = (
+            decision.next_step,
+            decision.next_due_at,
+            decision.skew_s,
+        )
         log.info("steps_fired", case_id=case.id, pages=len(rows), next_step=decision.next_step)
 
     async def _reschedule(self) -> None:

@@ -63,6 +63,8 @@ class Case(SQLModel, table=True):
     # Seconds the chain was pulled forward (a failed page or a pass acts at once, not at the timer).
     skew_s: float = 0.0
     next_due_at: datetime | None = _utc(default=None, nullable=True)
+    # People who passed (SMS NO, key 2): the chain skips them until all-hands.
+    declined: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     accepted_by: str | None = Field(default=None, foreign_key="person.id", max_length=64)
     accepted_at: datetime | None = _utc(default=None, nullable=True)
     accepted_via: str | None = Field(default=None, max_length=16)
