@@ -87,10 +87,10 @@ class Engine:
                     pass
                 if self.outbox is not None:
                     await self.outbox.flush()
+                await self._reschedule()
+                # A kick that came in while we were awaiting anything above set _again: go round.
                 if not self._again:
                     break
-            if not self._stopped:
-                await self._reschedule()
         except Exception:
             log.exception("engine_tick_failed")
             if not self._stopped:

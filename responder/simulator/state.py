@@ -275,6 +275,27 @@ class Phone:
         call.consumed = True
         return call
 
+    async def expect_no_call(self, timeout_s: float) -> None:
+        """Assert that no new call rings this phone for ``timeout_s`` (a quiet phone is the point)."""
+        call = await self._changes.wait_for(
+            lambda: next((c for c in self.calls if not c.consumed), None), timeout_s
+        )
+        if call is not None:
+            raise AssertionError(f"{self.number} was called within {timeout_s}s: {call.describe()}")
+
+    async def expect_nothing(self, timeout_s: float) -> None:
+        """Assert that no new SMS and no new call reach this phone for ``timeout_s``."""
+        texts, calls = len(self.messages) + len(self.undelivered), len(self.calls)
+        news = await self._changes.wait_for(
+            lambda: (len(self.messages) + len(self.undelivered) > texts or len(self.calls) > calls) or None,
+            timeout_s,
+        )
+        if news:
+            inbox = [m.body for m in self.messages[texts:]]
+            raise AssertionError(
+                f"{self.number} got news within {timeout_s}s: sms={inbox} calls={self.calls[calls:]}"
+            )
+
     async def send_sms(self, body: str) -> list[str]:
         """Text the service; return the bodies of its TwiML replies (also delivered to this inbox)."""
         return await self._gateway.receive_sms(self, body)
