@@ -37,7 +37,7 @@ async def test_sms_ack_accepts_and_everyone_else_is_told(service: Service) -> No
 
 async def test_ack_with_a_code_picks_that_case(service: Service) -> None:
     first_id, first_ref = await open_case(service)
-    second_id, second_ref = await open_case(service)
+    second_id, _ = await open_case(service)
     replies = await service.phone_of("ana").send_sms(f"ACK {first_ref.lower()}")
     assert any(first_ref in reply for reply in replies)
     assert (await service.case(first_id))["status"] == "acknowledged"
@@ -60,7 +60,7 @@ async def test_no_page_goes_out_after_the_accept(service: Service) -> None:
 
 
 async def test_no_by_sms_pages_the_next_step_at_once_and_skips_the_passer(service: Service) -> None:
-    case_id, ref = await open_case(service)
+    case_id, _ = await open_case(service)
     replies = await service.phone_of("ana").send_sms("NO")
     assert any("Passed" in reply for reply in replies)
     call = await service.phone_of("ines").expect_call(timeout_s=0.5)  # the voice step, now: not at +1m
