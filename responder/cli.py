@@ -7,8 +7,6 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from aiohttp import web
-
 from responder.errors import ConfigError
 from responder.logging import configure_logging
 
@@ -67,9 +65,9 @@ def _run(args: argparse.Namespace) -> int:
         from responder.tools import simulate_alert
 
         return asyncio.run(simulate_alert(settings, args.file, args.url, args.integration, args.alert_id))
-    from responder.app import build_app
+    from responder.serve import serve
 
-    web.run_app(build_app(settings), host=args.host, port=args.port, print=None, access_log=None)
+    asyncio.run(serve(settings, args.host, args.port))
     return 0
 
 

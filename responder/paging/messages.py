@@ -71,8 +71,8 @@ def language_of(languages: tuple[str, ...] | list[str]) -> str:
 
 
 def spell(ref: str) -> str:
-    """K7Q2 → 'K. 7. Q. 2.' so a voice reads it character by character."""
-    return " ".join(f"{char}." for char in ref)
+    """K7Q2 → 'K, 7, Q, 2' so a voice reads it character by character."""
+    return ", ".join(ref)
 
 
 def _risk(facts: PageFacts, lang: str) -> str:
@@ -86,7 +86,7 @@ def page_sms(facts: PageFacts, lang: str, link: str) -> str:
 
 
 def voice_prompt(facts: PageFacts, lang: str) -> str:
-    region = " ".join(facts.region or "unknown")
+    region = " ".join((facts.region or "unknown").replace("-", ""))
     return _VOICE_PROMPT[lang].format(spelled=spell(facts.ref), risk=_risk(facts, lang), region=region)
 
 

@@ -9,9 +9,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 # How long a SQLite writer waits for another to finish before giving up (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# How long a transaction waits for the single SQLite connection before failing (seconds).
+SQLITE_POOL_TIMEOUT_S = 30.0
 
 
 def is_sqlite(url: str) -> bool:
@@ -27,7 +30,16 @@ def create_engine(url: str) -> AsyncEngine:
     if not is_sqlite(url):
         return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
     _ensure_sqlite_dir(url)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    # SQLite has one writer at a time. One pooled connection makes our own transactions queue in
+    # the pool (woken the moment it is free) instead of sleeping in SQLite's busy handler.
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        poolclass=AsyncAdaptedQueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=SQLITE_POOL_TIMEOUT_S,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _: Any) -> None:

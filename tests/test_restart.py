@@ -1,0 +1,64 @@
+"""kill -9 in the middle of an escalation, start again: the chain continues on time, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from responder.simulator import PhoneSimulator
+from responder.tools import signed_headers
+from tests.harness import API_TOKEN, SOCIAL_SECRET, new_alert_id, sample
+from tests.process import ServiceProcess
+
+# 1/50 speed: the voice step (+1m) comes 1.2 s after the alert, the backup tier (+3m) after 3.6 s.
+TIME_SCALE = "0.02"
+
+
+@pytest.fixture
+async def process(db_url: str, sim: PhoneSimulator) -> AsyncIterator[ServiceProcess]:
+    service = ServiceProcess(db_url, sim, extra_env={"RESPONDER_TIME_SCALE": TIME_SCALE})
+    await service.run("db", "upgrade")
+    yield service
+    await service.stop()
+
+
+async def test_kill_9_mid_escalation_then_restart_continues_on_time(
+    process: ServiceProcess, sim: PhoneSimulator, http: aiohttp.ClientSession
+) -> None:
+    await process.start()
+    body = json.dumps(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    async with http.post(
+        f"{process.url}/v1/alerts", data=body, headers=signed_headers(SOCIAL_SECRET, body)
+    ) as r:
+        assert r.status == 202
+        case_id = (await r.json())["case_id"]
+    ana = sim.phone("+33639980002")
+    await ana.expect_sms(contains="ACK")
+
+    await process.kill9()
+    # While it is dead the voice step (+1.2 s) falls due; nobody can ring.
+    await ana.expect_no_call(timeout_s=1.5)
+
+    loop_time = asyncio.get_running_loop().time
+    restarted_at = loop_time()
+    await process.start()
+    await ana.expect_call(timeout_s=5)  # the overdue voice step fires at once
+    assert loop_time() - restarted_at < 5
+    await sim.phone("+33639980001").expect_call(timeout_s=2)  # and to Ines, same step
+    # On time after the restart: the backup negotiator at +3m (3.6 s after the alert).
+    bruno = sim.phone("+33639980003")
+    await bruno.expect_sms(contains="ACK", timeout_s=5)
+    await bruno.send_sms("ACK")
+
+    async with http.get(
+        f"{process.url}/v1/cases/{case_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    ) as r:
+        case = await r.json()
+    assert case["status"] == "acknowledged" and case["accepted_by"]["id"] == "bruno"
+    first_sms = [p for p in case["pages"] if p["step"] == 0]
+    assert len(first_sms) == 2, first_sms  # step 0 paged Ines and Ana once each, not again after the crash
+    assert len([m for m in ana.messages if "ACK" in m.body]) == 1
