@@ -92,7 +92,7 @@ class PersonConfig(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     phone: str
     languages: tuple[str, ...] = ("en",)
-    roles: tuple[Role, ...] = Field(min_length=1)
+    roles: tuple[Role, ...]
     regions: tuple[str, ...] = (DEFAULT_REGION,)
     active: bool = True
 
@@ -102,12 +102,19 @@ class PersonConfig(BaseModel):
         try:
             parsed = phonenumbers.parse(value, None)
         except phonenumbers.NumberParseException as exc:
-            raise ValueError(f"not an E.164 phone number ({exc})") from exc
+            raise ValueError("not an E.164 phone number: write it as +<country code><number>") from exc
         if not phonenumbers.is_possible_number(parsed):
             raise ValueError("not a possible phone number")
         formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
         if formatted != value:
             raise ValueError(f"write it in E.164 form: {formatted}")
+        return value
+
+    @field_validator("roles")
+    @classmethod
+    def _some_role(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one role")
         return value
 
     @field_validator("regions")
@@ -187,11 +194,10 @@ def _load_env(environ: Mapping[str, str]) -> EnvSettings:
     try:
         return EnvSettings.model_validate(values)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = EnvSettings.model_fields[str(error["loc"][0])].validation_alias
-            label = name if isinstance(name, str) else str(error["loc"][0]).upper()
-            problems.append(f"environment {label}: {error['msg'].removeprefix('Value error, ')}")
+        problems = [
+            f"environment {error['loc'][0] if error['loc'] else '?'}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        ]
         raise ConfigError(problems) from exc
 
 

@@ -1,0 +1,117 @@
+"""`responder check` and start-up validation: every error names file, line and field."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.harness import FORUM_SECRET, ROOT, SOCIAL_SECRET
+
+
+def run_check(config: Path, playbooks: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {
+        **os.environ,
+        "RESPONDER_CONFIG": str(config),
+        "RESPONDER_PLAYBOOKS_DIR": str(playbooks),
+        "RESPONDER_SECRET_SOCIAL_EXAMPLE": SOCIAL_SECRET,
+        "RESPONDER_SECRET_FORUM_EXAMPLE": FORUM_SECRET,
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "responder", "check"], env=environ, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, Path]:
+    config = tmp_path / "responder.yaml"
+    shutil.copy(ROOT / "config" / "responder.yaml", config)
+    playbooks = tmp_path / "playbooks"
+    shutil.copytree(ROOT / "playbooks", playbooks)
+    return config, playbooks
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_shipped_config_and_playbooks_pass(tree: tuple[Path, Path]) -> None:
+    result = run_check(*tree)
+    assert result.returncode == 0, result.stderr
+    assert "imminent-risk" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "config",
+            'phone: "+33639980002"',
+            'phone: "0639980002"',
+            "responder.yaml:14: people[2].phone: not an E.164 phone number",
+        ),
+        ("config", "roles: [manager]", "roles: [boss]", "responder.yaml:17: people[5].roles[0]"),
+        (
+            "config",
+            "layers: {primary: [tom]}",
+            "layers: {primary: [tim]}",
+            "oncall[6].layers.primary[0]: unknown person 'tim'",
+        ),
+        (
+            "config",
+            "programme: Example crisis line",
+            "programme: x\ncolour: blue",
+            "responder.yaml:4: colour: Extra inputs are not permitted",
+        ),
+        (
+            "playbook",
+            "ack_timeout: 3m",
+            "ack_timeout: 3 minutes",
+            "imminent-risk.yaml:15: paging.tiers[0].ack_timeout: invalid duration",
+        ),
+        (
+            "playbook",
+            "    - id: backup-negotiator",
+            "    - id: backup-negotiator\n      next: nowhere",
+            "next names unknown tier 'nowhere'",
+        ),
+        ("playbook", "  exhausted:", "  exhausted_typo:", "paging.exhausted: Field required"),
+        (
+            "playbook",
+            "{channel: voice, after: 1m}",
+            "{channel: fax, after: 1m}",
+            "paging.tiers[0].channels[1].channel",
+        ),
+        ("playbook", "default: true", "default: false", "exactly one playbook must say 'default: true'"),
+    ],
+)
+def test_mistakes_are_named_with_file_line_and_field(
+    tree: tuple[Path, Path], file: str, old: str, new: str, expected: str
+) -> None:
+    config, playbooks = tree
+    edit(config if file == "config" else playbooks / "imminent-risk.yaml", old, new)
+    result = run_check(config, playbooks)
+    assert result.returncode == 2
+    assert expected in result.stderr, result.stderr
+
+
+def test_missing_secret_and_bad_environment_are_named(tree: tuple[Path, Path]) -> None:
+    result = run_check(
+        *tree, RESPONDER_SECRET_FORUM_EXAMPLE="", RESPONDER_TIME_SCALE="5", RESPONDER_PUBLIC_URL="not a url"
+    )
+    assert result.returncode == 2
+    assert "environment RESPONDER_TIME_SCALE" in result.stderr
+    assert "environment RESPONDER_PUBLIC_URL: must be an absolute http(s) URL" in result.stderr
+
+
+def test_missing_integration_secret_is_named(tree: tuple[Path, Path]) -> None:
+    result = run_check(*tree, RESPONDER_SECRET_FORUM_EXAMPLE="")
+    assert result.returncode == 2
+    assert "integrations[1].secret_env: environment variable RESPONDER_SECRET_FORUM_EXAMPLE" in result.stderr
