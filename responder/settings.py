@@ -194,11 +194,11 @@ def _load_env(environ: Mapping[str, str]) -> EnvSettings:
     try:
         return EnvSettings.model_validate(values)
     except ValidationError as exc:
-        problems = [
-            f"environment {error['loc'][0] if error['loc'] else '?'}: {error['msg'].removeprefix('Value error, ')}"
-            for error in exc.errors()
-        ]
-        raise ConfigError(problems) from exc
+        raise ConfigError([f"environment {e['loc'][0]}: {_message(e['msg'])}" for e in exc.errors()]) from exc
+
+
+def _message(text: str) -> str:
+    return text.removeprefix("Value error, ")
 
 
 def _cross_check(config: ConfigFile, filename: str, line_of: Callable[[PathKey], int]) -> list[str]:

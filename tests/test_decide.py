@@ -9,8 +9,8 @@ import pytest
 
 from responder.clock import FakeClock
 from responder.engine.decide import CaseView, next_actions
-from responder.engine.playbook import load_playbooks
 from responder.engine.plan import Plan, compile_plan
+from responder.engine.playbook import load_playbooks
 from responder.oncall.roster import Roster
 from responder.settings import ConfigFile
 from responder.yamlfile import load_yaml, validate_doc
@@ -61,7 +61,7 @@ DEFAULT_TIMELINE = [
 def test_default_playbook_follows_the_product_timeline(plan: Plan, roster: Roster) -> None:
     case = new_case()
     for at_s, expected in DEFAULT_TIMELINE:
-        quiet, paged = run(case, plan, roster, at_s - 0.001)
+        _, paged = run(case, plan, roster, at_s - 0.001)
         assert paged == [], f"nothing is due just before T+{at_s}s"
         case, paged = run(case, plan, roster, at_s)
         assert set(paged) == expected, f"T+{at_s}s"

@@ -66,6 +66,7 @@ async def test_key_2_passes_and_the_next_step_comes_at_once(service: Service) ->
 async def test_answering_machine_gets_a_voicemail_and_is_never_an_accept(service: Service) -> None:
     service.phone_of("ana").behaviour = Behaviour(call="machine")
     status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
     call = await service.phone_of("ana").expect_call()
     await call.expect_status("completed")
     assert any("responder" in text for text in call.said)
@@ -81,6 +82,7 @@ async def test_busy_moves_the_chain_on_at_once(service: Service) -> None:
     for person in ("ana", "ines"):
         service.phone_of(person).behaviour = Behaviour(call="busy")
     status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
     await service.phone_of("bruno").expect_sms(contains="ACK", timeout_s=1.5)
     case = await service.case(body["case_id"])
     assert {e["detail"].get("status") for e in case["timeline"] if e["type"] == "page_failed"} == {"busy"}
@@ -89,6 +91,7 @@ async def test_busy_moves_the_chain_on_at_once(service: Service) -> None:
 async def test_twilio_errors_are_retried_without_duplicates(service: Service) -> None:
     service.phone_of("ana").behaviour = Behaviour(api_error=500, api_error_count=2)
     status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
     await service.phone_of("ana").expect_sms(contains="ACK", timeout_s=5)
     case = await service.case(body["case_id"])
     retries = [e for e in case["timeline"] if e["type"] == "page_retry"]
