@@ -151,7 +151,7 @@ class Engine:
     async def _reschedule(self) -> None:
         async with self.db.transaction() as session:
             when = await earliest_due(session)
-            stale = (
+            oldest_claim = (
                 await session.execute(
                     select(col(Page.claimed_at))
                     .where(col(Page.status) == CLAIMED)
@@ -159,9 +159,11 @@ class Engine:
                     .limit(1)
                 )
             ).scalar()
-        if stale is not None:
-            retry_at = stale + timedelta(seconds=STALE_CLAIM_S)
-            when = retry_at if when is None else min(when, retry_at)
+        if oldest_claim is not None:
+            stale_at = oldest_claim + timedelta(seconds=STALE_CLAIM_S)
+            if stale_at <= self.clock.now() and self.outbox is not None and await self.outbox.reclaim_stale():
+                self._again = True
+            when = stale_at if when is None else min(when, stale_at)
         if when is not None:
             self.waker.wake_at(when)
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -17,8 +17,8 @@ from responder.engine.playbook import Playbook
 from responder.errors import NotFound
 from responder.intake.schema import Alert
 from responder.store.db import Database
-from responder.store.models import Case, Delivery
-from responder.store.queries import add_event, new_id
+from responder.store.models import Case, CaseEvent, Delivery
+from responder.store.queries import add_event, event_row, new_id
 
 # Case references people type in SMS replies: no 0/O, 1/I/L, 2/Z, 5/S, 8/B look-alikes.
 REF_ALPHABET = "ACDEFHJKMNPRTUVWXY34679"
@@ -95,25 +95,24 @@ class Intake:
     async def _new(
         self, integration: str, integration_id: int, alert: Alert, raw: dict[str, Any]
     ) -> IntakeResult:
-        async with self.db.transaction() as session:
-            case = await self._existing(session, integration_id, alert.alert_id)
-            if case is not None:
-                return IntakeResult(case.id, case.status, duplicate=True)
-            case = self._create(session, integration, integration_id, alert, raw, "alert_received")
-        return IntakeResult(case.id, case.status, duplicate=False)
+        """Insert first and look for a repeat only when the unique key says so (repeats are rare)."""
+        try:
+            async with self.db.engine.begin() as conn:
+                case = self._build(integration, integration_id, alert, raw)
+                await conn.execute(insert(Case).values(case.model_dump()))
+                await conn.execute(insert(CaseEvent).values(self._received(integration, case, alert)))
+            return IntakeResult(case.id, case.status, duplicate=False)
+        except IntegrityError:
+            async with self.db.sessions() as session:
+                existing = await self._existing(session, integration_id, alert.alert_id)
+            if existing is None:
+                raise  # a clash of case references: receive() tries again with a new one
+            return IntakeResult(existing.id, existing.status, duplicate=True)
 
-    def _create(
-        self,
-        session: AsyncSession,
-        integration: str,
-        integration_id: int,
-        alert: Alert,
-        raw: dict[str, Any],
-        event: str,
-    ) -> Case:
+    def _build(self, integration: str, integration_id: int, alert: Alert, raw: dict[str, Any]) -> Case:
         now = self.clock.now()
         playbook = choose_playbook(self.playbooks, alert, integration)
-        case = Case(
+        return Case(
             id=new_id(),
             ref=new_ref(),
             integration_id=integration_id,
@@ -132,22 +131,25 @@ class Intake:
             next_step=0,
             skew_s=0.0,
             next_due_at=now,
+            declined=[],
         )
+
+    def _received(self, integration: str, case: Case, alert: Alert) -> dict[str, Any]:
+        detail = {
+            "risk_level": alert.risk.level,
+            "is_live": alert.is_live,
+            "region": case.region,
+            "playbook": case.playbook,
+            "detected_at": alert.detected_at.isoformat(),
+        }
+        return event_row(case.id, "alert_received", f"platform:{integration}", case.received_at, detail)
+
+    def _create(
+        self, session: AsyncSession, integration: str, integration_id: int, alert: Alert, raw: dict[str, Any]
+    ) -> Case:
+        case = self._build(integration, integration_id, alert, raw)
         session.add(case)
-        add_event(
-            session,
-            case.id,
-            event,
-            f"platform:{integration}",
-            now,
-            {
-                "risk_level": alert.risk.level,
-                "is_live": alert.is_live,
-                "region": case.region,
-                "playbook": playbook.name,
-                "detected_at": alert.detected_at.isoformat(),
-            },
-        )
+        session.add(CaseEvent(**self._received(integration, case, alert)))
         return case
 
     async def _follow_up(
@@ -171,7 +173,7 @@ class Intake:
                 raise NotFound([{"field": "alert_id", "message": "no case for this alert_id to retract"}])
             if case is None:
                 # An update whose original never arrived is still an alert: never drop it.
-                case = self._create(session, integration, integration_id, alert, raw, "alert_received")
+                case = self._create(session, integration, integration_id, alert, raw)
                 add_event(
                     session, case.id, "update_without_original", f"platform:{integration}", self.clock.now()
                 )

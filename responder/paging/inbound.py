@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlmodel import col
 
 from responder.paging.status import FAILED, is_machine, moves_forward
 from responder.store.db import Database
-from responder.store.models import Case, Page
-from responder.store.queries import OPEN, add_event
+from responder.store.models import Case, CaseEvent, Page
+from responder.store.queries import OPEN, add_event, event_row
 
 
 @dataclass(frozen=True)
@@ -33,48 +33,59 @@ async def record_status(
     sequence: int | None,
     now: datetime,
 ) -> StatusNews | None:
-    """Apply one Twilio status callback; repeated or out-of-order ones change nothing."""
-    async with db.transaction() as session:
-        page = await session.get(Page, page_id, with_for_update=True)
-        if page is None:
+    """Apply one Twilio status callback; repeated or out-of-order ones change nothing.
+
+    Core statements on a bare connection: this is the busiest write path (several callbacks a page).
+    """
+    async with db.engine.begin() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    col(Page.status),
+                    col(Page.last_sequence),
+                    col(Page.answered_by),
+                    col(Page.case_id),
+                    col(Page.person_id),
+                    col(Page.channel),
+                    col(Page.purpose),
+                    col(Page.error_code),
+                )
+                .where(col(Page.id) == page_id)
+                .with_for_update()
+            )
+        ).first()
+        if row is None or (sequence is not None and sequence <= row.last_sequence):
             return None
-        if sequence is not None:
-            if sequence <= page.last_sequence:
-                return None
-            page.last_sequence = sequence
-        machine = is_machine(answered_by) and page.answered_by is None
-        if answered_by:
-            page.answered_by = answered_by
-        if not moves_forward(page.status, status) and not machine:
+        machine = is_machine(answered_by) and row.answered_by is None
+        forward = moves_forward(row.status, status)
+        if not forward and not machine:
             return None
-        if moves_forward(page.status, status):
-            page.status = status
-        page.updated_at = now
-        if error_code and error_code.isdigit():
-            page.error_code = int(error_code)
+        code = int(error_code) if error_code and error_code.isdigit() else row.error_code
+        await conn.execute(
+            update(Page)
+            .where(col(Page.id) == page_id)
+            .values(
+                status=status if forward else row.status,
+                updated_at=now,
+                error_code=code,
+                answered_by=answered_by or row.answered_by,
+                last_sequence=sequence if sequence is not None else row.last_sequence,
+            )
+        )
         failed = status in FAILED or machine
-        detail = {"page": page.id, "person": page.person_id, "channel": page.channel, "status": status}
+        detail = {"page": page_id, "person": row.person_id, "channel": row.channel, "status": status}
         if failed:
-            reason = "answered by a machine" if machine else f"{page.channel} {status}"
-            add_event(
-                session,
-                page.case_id,
-                "page_failed",
-                "twilio",
-                now,
-                {**detail, "error_code": page.error_code, "answered_by": answered_by, "reason": reason},
+            reason = "answered by a machine" if machine else f"{row.channel} {status}"
+            detail |= {"error_code": code, "answered_by": answered_by, "reason": reason}
+            await conn.execute(
+                insert(CaseEvent).values(event_row(row.case_id, "page_failed", "twilio", now, detail))
             )
         elif status in ("delivered", "in-progress"):
-            add_event(
-                session,
-                page.case_id,
-                "page_delivered" if status == "delivered" else "call_answered",
-                "twilio",
-                now,
-                detail,
-            )
-        escalate = failed and page.purpose == "page"
-        return StatusNews(page.case_id, page.id, escalate, reason if failed else status)
+            kind = "page_delivered" if status == "delivered" else "call_answered"
+            await conn.execute(insert(CaseEvent).values(event_row(row.case_id, kind, "twilio", now, detail)))
+        return StatusNews(
+            row.case_id, page_id, failed and row.purpose == "page", detail.get("reason", status)
+        )
 
 
 async def find_page(db: Database, person_id: str, code: str | None) -> tuple[Page, Case] | None:

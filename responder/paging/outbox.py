@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case as when
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
 from responder.clock import Clock
@@ -19,10 +22,10 @@ from responder.logging import get_logger
 from responder.oncall.roster import Roster
 from responder.paging.links import LinkSigner
 from responder.paging.messages import PageFacts, language_of, page_sms, sms_line
-from responder.paging.twilio_client import SEND_DEADLINE_S, SendFailed, TwilioGateway
+from responder.paging.twilio_client import SEND_DEADLINE_S, SendFailed, Sent, TwilioGateway
 from responder.store.db import Database
-from responder.store.models import Case, Page
-from responder.store.queries import CLAIMED, OPEN, PENDING, add_event
+from responder.store.models import Case, CaseEvent, Page
+from responder.store.queries import CLAIMED, OPEN, PENDING, event_row
 
 log = get_logger(__name__)
 
@@ -48,6 +51,9 @@ class Claimed:
     attempts: int
 
 
+Outcome = tuple[Claimed, Sent | SendFailed]
+
+
 class Outbox:
     """Sends page rows through Twilio; `flush()` sends everything due now."""
 
@@ -66,19 +72,28 @@ class Outbox:
         self._limit = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     async def flush(self) -> None:
+        """Claim what is due, send it concurrently, record every answer in one transaction."""
         while claimed := await self._claim(self.clock.now()):
-            await asyncio.gather(*(self._send(c) for c in claimed))
+            outcomes = await asyncio.gather(*(self._send(c) for c in claimed))
+            given_up = await self._record(outcomes)
+            for item in given_up:
+                await self.on_failure(item.case_id, item.page_id, "send failed")
             if len(claimed) < CLAIM_BATCH:
                 return
 
-    async def _claim(self, now: datetime) -> list[Claimed]:
-        stale = now - timedelta(seconds=STALE_CLAIM_S)
-        async with self.db.transaction() as session:
-            await session.execute(
+    async def reclaim_stale(self) -> int:
+        """Rows claimed by a process that died mid-send go back to pending (sent again, never lost)."""
+        stale = self.clock.now() - timedelta(seconds=STALE_CLAIM_S)
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(
                 update(Page)
                 .where(col(Page.status) == CLAIMED, col(Page.claimed_at) < stale)
                 .values(status=PENDING)
             )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def _claim(self, now: datetime) -> list[Claimed]:
+        async with self.db.transaction() as session:
             rows = (
                 await session.execute(
                     select(Page, Case)
@@ -112,7 +127,7 @@ class Outbox:
         link = f"{self.public_url}/a/{self.links.make(page.id, page.person_id, now)}"
         return page_sms(facts, language_of(person.languages if person else ()), link)
 
-    async def _send(self, claimed: Claimed) -> None:
+    async def _send(self, claimed: Claimed) -> Outcome:
         person = self.roster.person(claimed.person_id)
         callback = f"{self.public_url}/twilio/status/{claimed.page_id}"
         async with self._limit:
@@ -123,72 +138,81 @@ class Outbox:
                     )
                 if claimed.channel == "voice":
                     twiml_url = f"{self.public_url}/twilio/voice/{claimed.page_id}"
-                    sent = await self.gateway.place_call(person.phone, twiml_url, callback)
-                else:
-                    sent = await self.gateway.send_sms(person.phone, claimed.body, callback)
+                    return claimed, await self.gateway.place_call(person.phone, twiml_url, callback)
+                return claimed, await self.gateway.send_sms(person.phone, claimed.body, callback)
             except SendFailed as exc:
-                await self._failed(claimed, exc)
-                return
-        await self._accepted(claimed, sent.sid, sent.status)
+                return claimed, exc
 
-    async def _accepted(self, claimed: Claimed, sid: str, status: str) -> None:
-        now = self.clock.now()
-        async with self.db.transaction() as session:
-            # A status callback may have beaten us here; it then already moved the status on.
-            await session.execute(
-                update(Page)
-                .where(col(Page.id) == claimed.page_id)
-                .values(twilio_sid=sid, sent_at=now, updated_at=now)
-            )
-            await session.execute(
-                update(Page)
-                .where(col(Page.id) == claimed.page_id, col(Page.status) == CLAIMED)
-                .values(status=status)
-            )
-            add_event(
-                session,
-                claimed.case_id,
-                "notice_sent" if claimed.purpose == "notice" else "page_sent",
-                "system",
-                now,
-                {"page": claimed.page_id, "person": claimed.person_id, "channel": claimed.channel},
-            )
-        log.info("page_sent", case_id=claimed.case_id, page_id=claimed.page_id, channel=claimed.channel)
+    async def _record(self, outcomes: Sequence[Outcome]) -> list[Claimed]:
+        """Write every send's result; returns the pages given up on (the chain must move on)."""
+        now, events, given_up = self.clock.now(), [], []
+        async with self.db.engine.begin() as conn:
+            for claimed, result in outcomes:
+                if isinstance(result, Sent):
+                    events.append(await _mark_sent(conn, claimed, result, now))
+                    log.info(
+                        "page_sent", case_id=claimed.case_id, page_id=claimed.page_id, channel=claimed.channel
+                    )
+                else:
+                    event = await _mark_failed(conn, claimed, result, now)
+                    if event is not None:
+                        events.append(event)
+                        if event["type"] == "page_failed" and claimed.purpose == "page":
+                            given_up.append(claimed)
+            if events:
+                await conn.execute(insert(CaseEvent), events)
+        return given_up
 
-    async def _failed(self, claimed: Claimed, exc: SendFailed) -> None:
-        now = self.clock.now()
-        retry = exc.retryable and claimed.attempts < MAX_ATTEMPTS
-        delay_s = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (claimed.attempts - 1)) * random.uniform(0.5, 1.0)
-        async with self.db.transaction() as session:
-            page = await session.get(Page, claimed.page_id, with_for_update=True)
-            if page is None or page.status != CLAIMED:
-                return
-            page.updated_at, page.error_code, page.error_message = now, exc.code, exc.reason[:400]
-            if retry:
-                page.status, page.not_before = PENDING, now + timedelta(seconds=delay_s)
-            else:
-                page.status = "failed"
-            add_event(
-                session,
-                claimed.case_id,
-                "page_retry" if retry else "page_failed",
-                "system",
-                now,
-                {
-                    "page": claimed.page_id,
-                    "person": claimed.person_id,
-                    "channel": claimed.channel,
-                    "error_code": exc.code,
-                    "reason": exc.reason[:200],
-                },
-            )
-        log.warning(
-            "page_send_failed",
-            case_id=claimed.case_id,
-            page_id=claimed.page_id,
-            status=exc.status,
-            code=exc.code,
-            retry=retry,
+
+async def _mark_sent(conn: AsyncConnection, claimed: Claimed, sent: Sent, now: datetime) -> dict[str, Any]:
+    # A status callback may have beaten us here and already moved the status on: keep it.
+    await conn.execute(
+        update(Page)
+        .where(col(Page.id) == claimed.page_id)
+        .values(
+            twilio_sid=sent.sid,
+            sent_at=now,
+            updated_at=now,
+            status=when((col(Page.status) == CLAIMED, sent.status), else_=col(Page.status)),
         )
-        if not retry:
-            await self.on_failure(claimed.case_id, claimed.page_id, f"send failed: {exc.code or exc.status}")
+    )
+    kind = "notice_sent" if claimed.purpose == "notice" else "page_sent"
+    detail = {"page": claimed.page_id, "person": claimed.person_id, "channel": claimed.channel}
+    return event_row(claimed.case_id, kind, "system", now, detail)
+
+
+async def _mark_failed(
+    conn: AsyncConnection, claimed: Claimed, exc: SendFailed, now: datetime
+) -> dict[str, Any] | None:
+    """Retry with backoff and jitter when Twilio may take it later; otherwise the page has failed."""
+    retry = exc.retryable and claimed.attempts < MAX_ATTEMPTS
+    delay_s = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (claimed.attempts - 1)) * random.uniform(0.5, 1.0)
+    result = await conn.execute(
+        update(Page)
+        .where(col(Page.id) == claimed.page_id, col(Page.status) == CLAIMED)
+        .values(
+            status=PENDING if retry else "failed",
+            updated_at=now,
+            error_code=exc.code,
+            error_message=exc.reason[:400],
+            not_before=now + timedelta(seconds=delay_s) if retry else now,
+        )
+    )
+    if not getattr(result, "rowcount", 0):
+        return None
+    log.warning(
+        "page_send_failed",
+        case_id=claimed.case_id,
+        page_id=claimed.page_id,
+        status=exc.status,
+        code=exc.code,
+        retry=retry,
+    )
+    detail = {
+        "page": claimed.page_id,
+        "person": claimed.person_id,
+        "channel": claimed.channel,
+        "error_code": exc.code,
+        "reason": exc.reason[:200],
+    }
+    return event_row(claimed.case_id, "page_retry" if retry else "page_failed", "system", now, detail)

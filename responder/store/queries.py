@@ -42,6 +42,13 @@ def add_event(
     session.add(CaseEvent(case_id=case_id, at=at, type=type_, actor=actor, detail=detail or {}))
 
 
+def event_row(
+    case_id: str, type_: str, actor: str, at: datetime, detail: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A timeline event as column values, for Core inserts on hot paths."""
+    return {"case_id": case_id, "at": at, "type": type_, "actor": actor, "detail": detail or {}}
+
+
 async def insert_pages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
     """Insert page rows, skipping any whose (case, step, person, channel) exists; returns how many went in."""
     if not rows:
