@@ -25,7 +25,7 @@ import aiohttp
 from responder.simulator import ApiRequest, PhoneSimulator
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT.parent / "shared" / "samples" / "alerts"
+SAMPLES = ROOT / "tests" / "samples"
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
 API_TOKEN = "bench-api-token"

@@ -36,23 +36,42 @@ PLAYBOOKS = web.AppKey("playbooks", Sequence[Playbook])
 
 
 def check_playbooks(settings: Settings, playbooks: list[Playbook]) -> list[str]:
-    """Cross-checks between playbooks and the roster (a named person must exist)."""
+    """Cross-checks between playbooks and the roster: named people and on-call layers must exist."""
     known = {p.id for p in settings.config.people}
+    layers = {(e.role, layer) for e in settings.config.oncall for layer in e.layers}
     problems = []
     for playbook in playbooks:
         for tier in playbook.paging.tiers:
+            where = f"playbook {playbook.name}: tier {tier.id}"
             for target in tier.targets:
                 if target.person is not None and target.person not in known:
+                    problems.append(f"{where}: unknown person {target.person!r}")
+                if target.role is not None and (target.role, target.layer) not in layers:
                     problems.append(
-                        f"playbook {playbook.name}: tier {tier.id}: unknown person {target.person!r}"
+                        f"{where}: no on-call entry has a {target.layer!r} layer for {target.role}"
                     )
     return problems
 
 
+def check_serving(settings: Settings) -> list[str]:
+    """What `serve` needs beyond `check`: Twilio credentials and a sender number."""
+    env, problems = settings.env, []
+    for name, value in (
+        ("TWILIO_ACCOUNT_SID", env.twilio_account_sid),
+        ("TWILIO_AUTH_TOKEN", env.twilio_auth_token),
+        ("RESPONDER_TWILIO_FROM", env.twilio_from),
+    ):
+        if not value:
+            problems.append(
+                f"environment {name}: required to page (set it; tests and the demo use the simulator)"
+            )
+    return problems
+
+
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    """The whole service; raises ConfigError when playbooks are invalid."""
+    """The whole service; raises ConfigError when playbooks or Twilio settings are invalid."""
     playbooks = load_playbooks(settings.env.playbooks_dir)
-    problems = check_playbooks(settings, playbooks)
+    problems = check_serving(settings) + check_playbooks(settings, playbooks)
     if problems:
         raise ConfigError(problems)
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)

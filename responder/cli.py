@@ -28,12 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="service + phone simulator + a sample alert, live")
     demo.add_argument("--scripted", action="store_true", help="a phone accepts after the second page; exit 0")
     demo.add_argument("--alert", default=None, help="alert JSON to post")
-    sim = sub.add_parser("simulator", help="run the phone simulator alone", add_help=False)
-    sim.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("simulator", help="run the phone simulator alone (its own options: simulator --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulator"]:
+        from responder.simulator.__main__ import main as simulator_main
+
+        return simulator_main(argv[1:]) or 0
     args = _parser().parse_args(argv)
     try:
         return _run(args)
@@ -47,10 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from responder.settings import load_settings
 
-    if args.command == "simulator":
-        from responder.simulator.__main__ import main as sim_main
-
-        return sim_main(args.rest) or 0
     if args.command == "demo":
         from responder.demo import run_demo
 

@@ -50,10 +50,7 @@ def _listen(port: int) -> socket.socket:
 def _sample_path(alert_path: str | None) -> Path:
     if alert_path:
         return Path(alert_path)
-    for candidate in (ROOT.parent / "shared" / "samples" / "alerts", ROOT / "tests" / "samples"):
-        if (candidate / "imminent-live-fr.json").exists():
-            return candidate / "imminent-live-fr.json"
-    raise FileNotFoundError("no sample alert found; pass --alert FILE")
+    return ROOT / "tests" / "samples" / "imminent-live-fr.json"
 
 
 def _environment(db_path: Path, public_url: str, api_base: str) -> dict[str, str]:

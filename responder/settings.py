@@ -219,7 +219,15 @@ def _cross_check(config: ConfigFile, filename: str, line_of: Callable[[PathKey],
                 f"integrations[{index}].name: duplicate name {name!r}"
             )
     known = set(ids)
+    seen: dict[tuple[str, str], int] = {}
     for index, entry in enumerate(config.oncall):
+        if (entry.role, entry.region) in seen:
+            first = seen[(entry.role, entry.region)]
+            line = line_of(("oncall", index, "role"))
+            problems.append(
+                f"{filename}:{line}: oncall[{index}]: {entry.role} in {entry.region} repeats oncall[{first}]"
+            )
+        seen.setdefault((entry.role, entry.region), index)
         for layer, members in entry.layers.items():
             for pos, person_id in enumerate(members):
                 if person_id not in known:

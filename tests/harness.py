@@ -20,7 +20,8 @@ from responder.store.migrate import upgrade
 from responder.tools import signed_headers
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT.parent / "shared" / "samples" / "alerts"
+# Copies of ../shared/samples/alerts (fictional people), kept in the repo so a fresh clone is complete.
+SAMPLES = ROOT / "tests" / "samples"
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 API_TOKEN = "test-api-token"

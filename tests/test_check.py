@@ -90,6 +90,19 @@ def test_shipped_config_and_playbooks_pass(tree: tuple[Path, Path]) -> None:
             "paging.tiers[0].channels[1].channel",
         ),
         ("playbook", "default: true", "default: false", "exactly one playbook must say 'default: true'"),
+        (
+            "playbook",
+            "[{role: negotiator, layer: backup}]",
+            "[{role: negotiator, layer: reserve}]",
+            "tier backup-negotiator: no on-call entry has a 'reserve' layer for negotiator",
+        ),
+        (
+            "config",
+            '  - {role: manager, region: "*", layers: {primary: [maya]}}',
+            '  - {role: manager, region: "*", layers: {primary: [maya]}}\n'
+            '  - {role: manager, region: "*", layers: {primary: [tom]}}',
+            "oncall[8]: manager in * repeats oncall[7]",
+        ),
     ],
 )
 def test_mistakes_are_named_with_file_line_and_field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -26,9 +27,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = await handler(request)
     except ResponderError as exc:
         log.info("request_refused", path=request.path, status=exc.status, error=exc.code)
-        response = web.json_response(
-            {"error": exc.code, "detail": exc.detail, "request_id": request_id}, status=exc.status
-        )
+        if _wants_html(request):
+            response = _html_error(exc, request_id)
+        else:
+            response = web.json_response(
+                {"error": exc.code, "detail": exc.detail, "request_id": request_id}, status=exc.status
+            )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -45,3 +49,20 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = web.json_response({"error": "internal_error", "request_id": request_id}, status=500)
     response.headers["X-Request-Id"] = request_id
     return response
+
+
+def _wants_html(request: web.Request) -> bool:
+    """A browser (a phone opening a page link) asks for HTML first; API clients do not."""
+    accept = request.headers.get("Accept", "")
+    return "text/html" in accept and "application/json" not in accept.split(",")[0]
+
+
+def _html_error(exc: ResponderError, request_id: str) -> web.Response:
+    text = html.escape(exc.detail if isinstance(exc.detail, str) else exc.code.replace("_", " "))
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>responder</title></head>'
+        f'<body style="font-family:system-ui,sans-serif;margin:2rem auto;max-width:28rem;padding:0 1rem">'
+        f"<h1>{exc.status}</h1><p>{text}</p><p><small>request {request_id}</small></p></body></html>"
+    )
+    return web.Response(text=body, content_type="text/html", status=exc.status)

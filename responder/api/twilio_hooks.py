@@ -94,10 +94,16 @@ async def voice_menu(request: web.Request) -> web.Response:
         if await inbound.note_no_input(request.app[DB], page.id, now):
             await request.app[ENGINE].fail_over(case.id, page.id, "no key pressed")
         return _xml(twiml.say_and_hang_up(voice_line("no_input", lang, case.ref), voice_lang))
-    plays = int(play) if play.isdigit() else 1
-    base = f"{request.app[SETTINGS].env.public_url}/twilio/voice/{page.id}"
+    return _xml(_menu(request, page.id, facts, lang, int(play) if play.isdigit() else 1))
+
+
+def _menu(request: web.Request, page_id: str, facts: PageFacts, lang: str, plays: int) -> str:
+    """The menu as its `plays`-th playing; after the last one, no key counts as not answered."""
+    base = f"{request.app[SETTINGS].env.public_url}/twilio/voice/{page_id}"
+    if plays > twiml.PROMPT_PLAYS:
+        return twiml.redirect(f"{base}?play=done")
     again = f"{base}?play={plays + 1}" if plays < twiml.PROMPT_PLAYS else f"{base}?play=done"
-    return _xml(twiml.menu(voice_prompt(facts, lang), voice_lang, f"{base}/key", again))
+    return twiml.menu(voice_prompt(facts, lang), VOICE_LANGUAGES[lang], f"{base}/key?play={plays}", again)
 
 
 @routes.post("/twilio/voice/{page_id}/key")
@@ -111,7 +117,6 @@ async def voice_key(request: web.Request) -> web.Response:
     lang = language_of(person.languages if person else ())
     facts, voice_lang = PageFacts(case.ref, case.risk_level, case.region), VOICE_LANGUAGES[lang]
     digits, now = form.get("Digits", ""), request.app[CLOCK].now()
-    base = f"{request.app[SETTINGS].env.public_url}/twilio/voice/{page.id}"
     if digits == "1":
         result = await accept(request.app[DB], request.app[ROSTER], case.id, page.person_id, "voice", now)
         request.app[ENGINE].kick()
@@ -122,7 +127,9 @@ async def voice_key(request: web.Request) -> web.Response:
         if await record_pass(request.app[DB], case.id, page.id, page.person_id, "voice", now):
             await request.app[ENGINE].fail_over(case.id, page.id, "passed by key 2")
         return _xml(twiml.say_and_hang_up(voice_line("passed", lang, case.ref), voice_lang))
-    return _xml(twiml.menu(voice_prompt(facts, lang), voice_lang, f"{base}/key", f"{base}?play=2"))
+    # '*' (or any other key) plays the menu again; it counts as one of the plays.
+    played = request.query.get("play", "1")
+    return _xml(_menu(request, page.id, facts, lang, (int(played) if played.isdigit() else 1) + 1))
 
 
 @routes.post("/twilio/sms")
@@ -153,8 +160,7 @@ async def inbound_sms(request: web.Request) -> web.Response:
     result = await accept(request.app[DB], request.app[ROSTER], case.id, person.id, "sms", now)
     request.app[ENGINE].kick()
     if result.won:
-        link = f"{request.app[SETTINGS].env.public_url}/v1/cases/{case.id}"
-        return _xml(twiml.sms_reply(sms_line("accepted", facts, link=link)))
+        return _xml(twiml.sms_reply(sms_line("accepted", facts)))
     if result.status == "acknowledged":
         return _xml(twiml.sms_reply(sms_line("taken", facts, holder=result.holder_name)))
     return _xml(twiml.sms_reply(sms_line("closed", facts)))

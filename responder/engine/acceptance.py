@@ -141,12 +141,12 @@ async def record_pass(
     """A person declined the page: the chain skips them from now on; True while the case is open."""
     async with db.transaction() as session:
         case = await session.get(Case, case_id, with_for_update=True)
-        if case is None:
+        if case is None or case.status != OPEN:
             return False
         if person_id not in case.declined:
             case.declined = [*case.declined, person_id]
         add_event(session, case_id, "page_passed", f"person:{person_id}", now, {"page": page_id, "via": via})
-        return case.status == OPEN
+        return True
 
 
 async def resolve(

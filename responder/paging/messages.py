@@ -34,8 +34,8 @@ _VOICE_LINES = {
         "taken": "Case {spelled} was already accepted by {holder}. Thank you. Goodbye.",
         "passed": "Passed. The next person is being paged. Goodbye.",
         "closed": "Case {spelled} is closed. Goodbye.",
-        "voicemail": "This is responder with an urgent page, case {spelled}. Check your messages and "
-        "call back now.",
+        "voicemail": "This is responder with an urgent page, case {spelled}. Read your text messages "
+        "and reply to the page now.",
         "no_input": "No key was pressed. Goodbye.",
     },
     "fr": {
@@ -43,13 +43,13 @@ _VOICE_LINES = {
         "taken": "Le dossier {spelled} a déjà été accepté par {holder}. Merci. Au revoir.",
         "passed": "Passé. La personne suivante est appelée. Au revoir.",
         "closed": "Le dossier {spelled} est clos. Au revoir.",
-        "voicemail": "Ici responder, appel urgent, dossier {spelled}. Consultez vos messages et "
-        "rappelez maintenant.",
+        "voicemail": "Ici responder, appel urgent, dossier {spelled}. Lisez vos SMS et répondez "
+        "à l'alerte maintenant.",
         "no_input": "Aucune touche. Au revoir.",
     },
 }
 _SMS_LINES = {
-    "accepted": "Case {ref} is yours. Open it: {link}",
+    "accepted": "Case {ref} is yours. Everyone else paged is being told.",
     "taken": "Case {ref} was already accepted by {holder}. No action needed.",
     "taken_notice": "Case {ref} was taken by {holder}. No action needed.",
     "passed": "Passed on case {ref}. The next person is being paged.",

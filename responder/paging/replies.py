@@ -9,7 +9,6 @@ Verb = Literal["ack", "pass", "help", "stop", "start", "unknown"]
 _VERBS: dict[str, Verb] = {
     "ACK": "ack",
     "ACCEPT": "ack",
-    "OK": "ack",
     "NO": "pass",
     "PASS": "pass",
     "HELP": "help",

@@ -72,7 +72,8 @@ class TwilioGateway:
                 status_callback=status_callback,
                 status_callback_event=CALL_EVENTS,
                 status_callback_method="POST",
-                machine_detection="Enable",
+                # Wait for the greeting to end so a voicemail is left after the beep, not over the greeting.
+                machine_detection="DetectMessageEnd",
             )
         )
 

@@ -20,6 +20,12 @@ def menu(prompt: str, voice_lang: str, action_url: str, again_url: str | None) -
     return str(response)
 
 
+def redirect(url: str) -> str:
+    response = VoiceResponse()
+    response.redirect(url, method="POST")
+    return str(response)
+
+
 def say_and_hang_up(text: str, voice_lang: str) -> str:
     response = VoiceResponse()
     response.say(text, language=voice_lang)
