@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import case as sql_case
 from sqlalchemy import func, insert, select, update
 from sqlmodel import col
 
-from responder.paging.status import FAILED, is_machine, moves_forward
+from responder.paging.status import FAILED, RANK, is_machine, moves_forward
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, Page
 from responder.store.queries import OPEN, add_event, event_row
@@ -33,10 +34,46 @@ async def record_status(
     sequence: int | None,
     now: datetime,
 ) -> StatusNews | None:
-    """Apply one Twilio status callback; repeated or out-of-order ones change nothing.
+    """Apply one Twilio status callback; repeated or out-of-order ones change nothing."""
+    if status in FAILED or answered_by or status not in RANK:
+        return await _record_news(db, page_id, status, error_code, answered_by, sequence, now)
+    return await _record_progress(db, page_id, status, sequence, now)
 
-    Core statements on a bare connection: this is the busiest write path (several callbacks a page).
-    """
+
+async def _record_progress(
+    db: Database, page_id: str, status: str, sequence: int | None, now: datetime
+) -> StatusNews | None:
+    """The common case (sent, ringing, delivered...): one conditional UPDATE, the busiest write path."""
+    current_rank = sql_case(RANK, value=col(Page.status), else_=0)
+    statement = (
+        update(Page)
+        .where(col(Page.id) == page_id, current_rank < RANK[status])
+        .values(status=status, updated_at=now)
+        .returning(col(Page.case_id), col(Page.person_id), col(Page.channel))
+    )
+    if sequence is not None:
+        statement = statement.where(col(Page.last_sequence) < sequence).values(last_sequence=sequence)
+    async with db.engine.begin() as conn:
+        row = (await conn.execute(statement)).first()
+        if row is None:
+            return None
+        if status in ("delivered", "in-progress"):
+            kind = "page_delivered" if status == "delivered" else "call_answered"
+            detail = {"page": page_id, "person": row.person_id, "channel": row.channel, "status": status}
+            await conn.execute(insert(CaseEvent).values(event_row(row.case_id, kind, "twilio", now, detail)))
+    return StatusNews(row.case_id, page_id, False, status)
+
+
+async def _record_news(
+    db: Database,
+    page_id: str,
+    status: str,
+    error_code: str | None,
+    answered_by: str | None,
+    sequence: int | None,
+    now: datetime,
+) -> StatusNews | None:
+    """Failures and answering machines: read the row under lock, record why, say whether to move on."""
     async with db.engine.begin() as conn:
         row = (
             await conn.execute(
