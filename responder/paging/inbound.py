@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, insert, select, update
 from sqlmodel import col
 
 from responder.paging.status import FAILED, RANK, is_machine, moves_forward
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, Page
 from responder.store.queries import OPEN, add_event, event_row
+from responder.store.types import UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,19 @@ class StatusNews:
     page_id: str
     failed: bool
     reason: str
+
+
+# Built once: constructing the CASE over every status per callback cost more than running it.
+_CURRENT_RANK = sql_case(RANK, value=col(Page.status), else_=0)
+_PROGRESS = (
+    update(Page)
+    .where(col(Page.id) == bindparam("page_id"), bindparam("rank") > _CURRENT_RANK)
+    .values(status=bindparam("new_status"), updated_at=bindparam("now", type_=UTCDateTime()))
+    .returning(col(Page.case_id), col(Page.person_id), col(Page.channel))
+)
+_PROGRESS_IN_SEQUENCE = _PROGRESS.where(col(Page.last_sequence) < bindparam("sequence")).values(
+    last_sequence=bindparam("sequence")
+)
 
 
 async def record_status(
@@ -44,17 +58,12 @@ async def _record_progress(
     db: Database, page_id: str, status: str, sequence: int | None, now: datetime
 ) -> StatusNews | None:
     """The common case (sent, ringing, delivered...): one conditional UPDATE, the busiest write path."""
-    current_rank = sql_case(RANK, value=col(Page.status), else_=0)
-    statement = (
-        update(Page)
-        .where(col(Page.id) == page_id, current_rank < RANK[status])
-        .values(status=status, updated_at=now)
-        .returning(col(Page.case_id), col(Page.person_id), col(Page.channel))
-    )
+    params = {"page_id": page_id, "rank": RANK[status], "new_status": status, "now": now}
+    statement = _PROGRESS if sequence is None else _PROGRESS_IN_SEQUENCE
     if sequence is not None:
-        statement = statement.where(col(Page.last_sequence) < sequence).values(last_sequence=sequence)
+        params["sequence"] = sequence
     async with db.engine.begin() as conn:
-        row = (await conn.execute(statement)).first()
+        row = (await conn.execute(statement, params)).first()
         if row is None:
             return None
         if status in ("delivered", "in-progress"):
