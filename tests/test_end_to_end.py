@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from tests.harness import Service, new_alert_id, sample
 
 
@@ -25,5 +27,9 @@ async def test_alert_pages_negotiator_by_sms_then_voice_and_ack_stops_paging(ser
     types = [e["type"] for e in case["timeline"]]
     assert types[0] == "alert_received"
     assert "page_sent" in types and "case_accepted" in types
+    received = datetime.fromisoformat(case["received_at"])
+    for page in case["pages"]:
+        if page["sent_at"]:  # stored and read back as UTC on both databases
+            assert 0 <= (datetime.fromisoformat(page["sent_at"]) - received).total_seconds() < 30
     ines = service.phone_of("ines")
     await ines.expect_sms(contains="taken by Ana")

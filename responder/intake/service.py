@@ -18,11 +18,12 @@ from responder.errors import NotFound
 from responder.intake.schema import Alert
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, Delivery
-from responder.store.queries import add_event, event_row, new_id
+from responder.store.queries import INSERT_EVENT, add_event, event_row, new_id
 
 # Case references people type in SMS replies: no 0/O, 1/I/L, 2/Z, 5/S, 8/B look-alikes.
 REF_ALPHABET = "ACDEFHJKMNPRTUVWXY34679"
 REF_LENGTH = 5
+_INSERT_CASE = insert(Case)
 _RISK_PRIORITY = {"imminent": 0, "high": 2, "medium": 4, "low": 6}
 
 
@@ -99,8 +100,8 @@ class Intake:
         try:
             async with self.db.engine.begin() as conn:
                 case = self._build(integration, integration_id, alert, raw)
-                await conn.execute(insert(Case).values(case.model_dump()))
-                await conn.execute(insert(CaseEvent).values(self._received(integration, case, alert)))
+                await conn.execute(_INSERT_CASE, [case.model_dump()])
+                await conn.execute(INSERT_EVENT, [self._received(integration, case, alert)])
             return IntakeResult(case.id, case.status, duplicate=False)
         except IntegrityError:
             async with self.db.sessions() as session:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import case as sql_case
 from sqlmodel import col
 
 from responder.paging.status import FAILED, RANK, is_machine, moves_forward
 from responder.store.db import Database
-from responder.store.models import Case, CaseEvent, Page
-from responder.store.queries import OPEN, add_event, event_row
+from responder.store.models import Case, Page
+from responder.store.queries import INSERT_EVENT, OPEN, add_event, event_row
 from responder.store.types import UTCDateTime
 
 
@@ -69,7 +69,7 @@ async def _record_progress(
         if status in ("delivered", "in-progress"):
             kind = "page_delivered" if status == "delivered" else "call_answered"
             detail = {"page": page_id, "person": row.person_id, "channel": row.channel, "status": status}
-            await conn.execute(insert(CaseEvent).values(event_row(row.case_id, kind, "twilio", now, detail)))
+            await conn.execute(INSERT_EVENT, [event_row(row.case_id, kind, "twilio", now, detail)])
     return StatusNews(row.case_id, page_id, False, status)
 
 
@@ -123,12 +123,10 @@ async def _record_news(
         if failed:
             reason = "answered by a machine" if machine else f"{row.channel} {status}"
             detail |= {"error_code": code, "answered_by": answered_by, "reason": reason}
-            await conn.execute(
-                insert(CaseEvent).values(event_row(row.case_id, "page_failed", "twilio", now, detail))
-            )
+            await conn.execute(INSERT_EVENT, [event_row(row.case_id, "page_failed", "twilio", now, detail)])
         elif status in ("delivered", "in-progress"):
             kind = "page_delivered" if status == "delivered" else "call_answered"
-            await conn.execute(insert(CaseEvent).values(event_row(row.case_id, kind, "twilio", now, detail)))
+            await conn.execute(INSERT_EVENT, [event_row(row.case_id, kind, "twilio", now, detail)])
         return StatusNews(
             row.case_id, page_id, failed and row.purpose == "page", detail.get("reason", status)
         )

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy import case as when
-from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
@@ -26,6 +26,7 @@ from responder.paging.twilio_client import SEND_DEADLINE_S, SendFailed, Sent, Tw
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, Page
 from responder.store.queries import CLAIMED, OPEN, PENDING, event_row
+from responder.store.types import UTCDateTime
 
 log = get_logger(__name__)
 
@@ -36,6 +37,18 @@ MAX_ATTEMPTS = 5
 # A claimed row older than this without an answer from Twilio was lost in a crash: send it again.
 STALE_CLAIM_S = SEND_DEADLINE_S * 2
 BACKOFF_BASE_S, BACKOFF_CAP_S = 0.5, 8.0
+
+# A status callback may beat the API's answer here and move the status on first: keep its status then.
+_MARK_SENT = (
+    update(Page)
+    .where(col(Page.id) == bindparam("page_id"))
+    .values(
+        twilio_sid=bindparam("sid"),
+        sent_at=bindparam("now", type_=UTCDateTime()),
+        updated_at=bindparam("now", type_=UTCDateTime()),
+        status=when((col(Page.status) == CLAIMED, bindparam("twilio_status")), else_=col(Page.status)),
+    )
+)
 
 FailureHook = Callable[[str, str, str], Awaitable[None]]
 
@@ -167,14 +180,7 @@ class Outbox:
 async def _mark_sent(conn: AsyncConnection, claimed: Claimed, sent: Sent, now: datetime) -> dict[str, Any]:
     # A status callback may have beaten us here and already moved the status on: keep it.
     await conn.execute(
-        update(Page)
-        .where(col(Page.id) == claimed.page_id)
-        .values(
-            twilio_sid=sent.sid,
-            sent_at=now,
-            updated_at=now,
-            status=when((col(Page.status) == CLAIMED, sent.status), else_=col(Page.status)),
-        )
+        _MARK_SENT, {"page_id": claimed.page_id, "sid": sent.sid, "now": now, "twilio_status": sent.status}
     )
     kind = "notice_sent" if claimed.purpose == "notice" else "page_sent"
     detail = {"page": claimed.page_id, "person": claimed.person_id, "channel": claimed.channel}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -40,6 +40,10 @@ def add_event(
 ) -> None:
     """Append one event to a case's timeline (never updated, never deleted)."""
     session.add(CaseEvent(case_id=case_id, at=at, type=type_, actor=actor, detail=detail or {}))
+
+
+INSERT_EVENT = insert(CaseEvent)
+"""Executed with a list of event_row() dicts (built once: cheaper than .values() per call)."""
 
 
 def event_row(
