@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from twilio.request_validator import RequestValidator
@@ -133,3 +134,21 @@ async def test_undelivered_sms_moves_the_chain_on_at_once(service: Service) -> N
     case = await service.case(body["case_id"])
     failed = [e for e in case["timeline"] if e["type"] == "page_failed"]
     assert failed and failed[0]["detail"]["error_code"] == 30003
+
+
+async def test_two_accepts_at_the_same_moment_exactly_one_wins(service: Service) -> None:
+    case_id, ref = await open_case(service)
+    await service.phone_of("ines").expect_sms(contains=ref)
+    ana_replies, ines_replies = await asyncio.gather(
+        service.phone_of("ana").send_sms(f"ACK {ref}"), service.phone_of("ines").send_sms(f"ACK {ref}")
+    )
+    case = await service.case(case_id)
+    winner = case["accepted_by"]["name"]
+    won = [replies for replies in (ana_replies, ines_replies) if any("is yours" in r for r in replies)]
+    told = [
+        replies
+        for replies in (ana_replies, ines_replies)
+        if any(f"accepted by {winner}" in r for r in replies)
+    ]
+    assert len(won) == 1 and len(told) == 1
+    assert [e["type"] for e in case["timeline"]].count("case_accepted") == 1
