@@ -100,3 +100,23 @@ async def test_logs_are_json_with_ids_and_never_show_phones_names_or_bodies(
     assert not re.search(r"\+\d{8,}", text), "a phone number in clear"
     for secret in ("Camille", "Ana Negotiator", "je n'en peux plus", "Reply ACK", "Répondez", "100093377120"):
         assert secret not in text
+
+
+async def test_metrics_count_alerts_pages_accepts_and_open_cases(service: Service) -> None:
+    status, _ = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    await service.phone_of("ana").expect_sms(contains="ACK")
+    await service.phone_of("ana").send_sms("ACK")
+    await service.phone_of("ines").expect_sms(contains="taken by")
+    async with service.http.get(f"{service.url}/metrics") as response:
+        assert response.status == 200 and response.content_type == "text/plain"
+        text = await response.text()
+    for line in (
+        'responder_alerts_total{event="new",result="taken"}',
+        'responder_pages_sent_total{channel="sms",purpose="page"}',
+        'responder_cases_accepted_total{via="sms"}',
+        'responder_http_requests_total{route="/v1/alerts",status="202"}',
+        "responder_step_lateness_seconds_count",
+    ):
+        assert line in text, line
+    assert "responder_open_cases 0.0" in text

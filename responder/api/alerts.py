@@ -11,6 +11,7 @@ from responder.api.keys import ENGINE, INTAKE, VERIFIER
 from responder.errors import InvalidJSON, PayloadTooLarge
 from responder.intake.schema import parse_alert
 from responder.logging import get_logger
+from responder.metrics import ALERTS
 
 MAX_BODY_BYTES = 64 * 1024
 log = get_logger(__name__)
@@ -37,6 +38,7 @@ async def post_alert(request: web.Request) -> web.Response:
     alert = parse_alert(raw)
     result = await request.app[INTAKE].receive(integration, request.headers["webhook-id"], alert, raw)
     structlog.contextvars.bind_contextvars(case_id=result.case_id)
+    ALERTS.labels(alert.event, "duplicate" if result.duplicate else "taken").inc()
     if not result.duplicate:
         request.app[ENGINE].kick()
     log.info(

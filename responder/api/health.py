@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import text
+from sqlalchemy import func, select, text
+from sqlmodel import col
 
 from responder.api.keys import DB
 from responder.api.openapi import openapi_document
 from responder.errors import NotReady
+from responder.metrics import OPEN_CASES, exposition
+from responder.store.models import Case
 
 routes = web.RouteTableDef()
 
@@ -25,6 +28,17 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         raise NotReady(f"database: {type(exc).__name__}") from exc
     return web.json_response({"status": "ready"})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; the open-case gauge is read from the database at each scrape."""
+    async with request.app[DB].sessions() as session:
+        count = (
+            await session.execute(select(func.count()).select_from(Case).where(col(Case.status) == "open"))
+        ).scalar()
+    OPEN_CASES.set(count or 0)
+    return web.Response(body=exposition(), content_type="text/plain", charset="utf-8")
 
 
 @routes.get("/v1/openapi.json")

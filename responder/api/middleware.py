@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from responder.errors import ResponderError
 from responder.logging import get_logger
+from responder.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -19,6 +21,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
     request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
@@ -48,6 +51,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.exception("request_crashed", path=request.path)
         response = web.json_response({"error": "internal_error", "request_id": request_id}, status=500)
     response.headers["X-Request-Id"] = request_id
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    HTTP_REQUESTS.labels(route, str(response.status)).inc()
+    HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
     return response
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from responder.errors import Conflict, NotFound, ValidationFailed
+from responder.metrics import ACCEPTS
 from responder.oncall.roster import Roster
 from responder.paging.messages import PageFacts, sms_line
 from responder.store.db import Database
@@ -77,6 +78,7 @@ async def accept(
         if case is None:
             raise NotFound("case not found")
         if won:
+            ACCEPTS.labels(via).inc()
             await _after_accept(session, roster, case, person_id, via, now)
         else:
             add_event(

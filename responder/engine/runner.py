@@ -15,6 +15,7 @@ from responder.engine.decide import CaseView, Decision, next_actions, pull_forwa
 from responder.engine.plan import Plan
 from responder.engine.scheduler import Waker
 from responder.logging import get_logger
+from responder.metrics import STEP_LATENESS
 from responder.oncall.roster import Roster
 from responder.paging.outbox import STALE_CLAIM_S, Outbox
 from responder.store.db import Database
@@ -115,6 +116,8 @@ class Engine:
                 .all()
             )
             for case in cases:
+                if case.next_due_at is not None:
+                    STEP_LATENESS.observe(max(0.0, (now - case.next_due_at).total_seconds()))
                 decision = next_actions(view_of(case), self.plans[case.playbook], self.roster, now)
                 await self._apply(session, case, decision)
         return len(cases)

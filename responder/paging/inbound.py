@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import case as sql_case
 from sqlmodel import col
 
+from responder.metrics import PAGE_FAILURES
 from responder.paging.status import FAILED, RANK, is_machine, moves_forward
 from responder.store.db import Database
 from responder.store.models import Case, Page
@@ -121,6 +122,7 @@ async def _record_news(
         failed = status in FAILED or machine
         detail = {"page": page_id, "person": row.person_id, "channel": row.channel, "status": status}
         if failed:
+            PAGE_FAILURES.labels(row.channel, "delivery").inc()
             reason = "answered by a machine" if machine else f"{row.channel} {status}"
             detail |= {"error_code": code, "answered_by": answered_by, "reason": reason}
             await conn.execute(INSERT_EVENT, [event_row(row.case_id, "page_failed", "twilio", now, detail)])

@@ -19,6 +19,7 @@ from sqlmodel import col
 
 from responder.clock import Clock
 from responder.logging import get_logger
+from responder.metrics import PAGE_FAILURES, PAGES_SENT, SEND_RETRIES
 from responder.oncall.roster import Roster
 from responder.paging.links import LinkSigner
 from responder.paging.messages import PageFacts, language_of, page_sms, sms_line
@@ -162,6 +163,7 @@ class Outbox:
         async with self.db.engine.begin() as conn:
             for claimed, result in outcomes:
                 if isinstance(result, Sent):
+                    PAGES_SENT.labels(claimed.channel, claimed.purpose).inc()
                     events.append(await _mark_sent(conn, claimed, result, now))
                     log.info(
                         "page_sent", case_id=claimed.case_id, page_id=claimed.page_id, channel=claimed.channel
@@ -206,6 +208,10 @@ async def _mark_failed(
     )
     if not getattr(result, "rowcount", 0):
         return None
+    if retry:
+        SEND_RETRIES.inc()
+    else:
+        PAGE_FAILURES.labels(claimed.channel, "send").inc()
     log.warning(
         "page_send_failed",
         case_id=claimed.case_id,
