@@ -25,6 +25,13 @@ def _parser() -> argparse.ArgumentParser:
     alert.add_argument("--url", default=None, help="service base URL (default: RESPONDER_PUBLIC_URL)")
     alert.add_argument("--integration", default=None, help="integration name (default: the first one)")
     alert.add_argument("--alert-id", default=None, help="override alert_id (to post a sample again as new)")
+    playbook = sub.add_parser("playbook", help="playbook tools")
+    playbook_sub = playbook.add_subparsers(dest="playbook_command", required=True)
+    explain = playbook_sub.add_parser("explain", help="dry run: what happens when, if nobody answers")
+    explain.add_argument("file", help="playbook YAML, e.g. playbooks/imminent-risk.yaml")
+    explain.add_argument("--alert", default=None, help="alert JSON whose region routes the pages")
+    explain.add_argument("--region", default=None, help="region when no alert is given (default: *)")
+    explain.add_argument("--accept-at", default=None, help="an accept at this offset, e.g. 4m: what stops")
     demo = sub.add_parser("demo", help="service + phone simulator + a sample alert, live")
     demo.add_argument("--scripted", action="store_true", help="a phone accepts after the second page; exit 0")
     demo.add_argument("--alert", default=None, help="alert JSON to post")
@@ -51,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from responder.settings import load_settings
 
+    if args.command == "playbook":
+        from responder.tools import explain_playbook
+
+        return explain_playbook(args.file, args.alert, args.region, args.accept_at)
     if args.command == "demo":
         from responder.demo import run_demo
 

@@ -51,3 +51,30 @@ async def simulate_alert(
     ):
         print(response.status, await response.text())
         return 0 if response.status < 300 else 1
+
+
+def explain_playbook(path: str, alert_path: str | None, region: str | None, accept_at: str | None) -> int:
+    """Print the dry run of one playbook with the roster of the config file (no secrets needed)."""
+    from responder.durations import parse_duration_s
+    from responder.engine.explain import Scenario, explain
+    from responder.engine.plan import compile_plan
+    from responder.engine.playbook import Playbook
+    from responder.intake.schema import parse_alert
+    from responder.oncall.roster import Roster
+    from responder.settings import ConfigFile, EnvSettings
+    from responder.yamlfile import load_yaml, validate_doc
+
+    playbook = validate_doc(load_yaml(Path(path)), Playbook)
+    config = validate_doc(load_yaml(EnvSettings().config_path), ConfigFile)
+    if alert_path:
+        try:
+            region = parse_alert(json.loads(Path(alert_path).read_text(encoding="utf-8"))).best_region()
+        except (OSError, ValueError) as exc:
+            raise ConfigError([f"{alert_path}: cannot read alert JSON: {exc}"]) from exc
+    try:
+        accept_s = parse_duration_s(accept_at) if accept_at else None
+    except ValueError as exc:
+        raise ConfigError([f"--accept-at: {exc}"]) from exc
+    for line in explain(compile_plan(playbook), Roster(config), Scenario(region, accept_s)):
+        print(line)
+    return 0
