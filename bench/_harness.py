@@ -78,7 +78,7 @@ class Bench:
         return self.process.pid
 
 
-def environment(db_url: str, public_url: str, api_base: str) -> dict[str, str]:
+def environment(db_url: str, public_url: str, api_base: str, log_level: str = "warning") -> dict[str, str]:
     """The service's environment, like tests/harness.py builds, at real time and warning logs."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RESPONDER_", "TWILIO_"))}
     return inherited | {
@@ -96,7 +96,7 @@ def environment(db_url: str, public_url: str, api_base: str) -> dict[str, str]:
         "RESPONDER_SECRET_FORUM_EXAMPLE": FORUM_SECRET,
         "RESPONDER_TIME_SCALE": "1",
         "RESPONDER_LOG_FORMAT": "json",
-        "RESPONDER_LOG_LEVEL": "warning",
+        "RESPONDER_LOG_LEVEL": log_level,
     }
 
 
@@ -186,21 +186,42 @@ def new_simulator(callback_delay_s: float) -> tuple[PhoneSimulator, StampedReque
     return sim, requests
 
 
+@dataclass
+class Setup:
+    """A migrated fresh SQLite database and a started simulator; the service is not running yet."""
+
+    tmp: Path
+    db_path: Path
+    port: int
+    url: str
+    env: dict[str, str]
+    sim: PhoneSimulator
+    requests: StampedRequests
+
+
 @asynccontextmanager
-async def running_bench(callback_delay_s: float = 0.01) -> AsyncIterator[Bench]:
-    """A migrated fresh database, the simulator started here and the service serving; all gone on exit."""
+async def bench_setup(callback_delay_s: float = 0.01, log_level: str = "warning") -> AsyncIterator[Setup]:
+    """The temp dir, database and simulator, for benchmarks that start (and kill) the service themselves."""
     with tempfile.TemporaryDirectory(prefix="responder-bench-") as tmp:
         sim, requests = new_simulator(callback_delay_s)
         await sim.start()
         try:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            env = environment(f"sqlite+aiosqlite:///{tmp}/bench.db", url, sim.url)
+            db_path = Path(tmp) / "bench.db"
+            env = environment(f"sqlite+aiosqlite:///{db_path}", url, sim.url, log_level)
             sim.sms_webhook_url = f"{url}/twilio/sms"
             await asyncio.to_thread(migrate, env)
-            log_path = Path(tmp) / "service.log"
-            with serving(env, port, log_path) as process:
-                await wait_ready(url, process, log_path)
-                yield Bench(url, sim, requests, process, log_path)
+            yield Setup(Path(tmp), db_path, port, url, env, sim, requests)
         finally:
             await sim.stop()
+
+
+@asynccontextmanager
+async def running_bench(callback_delay_s: float = 0.01) -> AsyncIterator[Bench]:
+    """A migrated fresh database, the simulator started here and the service serving; all gone on exit."""
+    async with bench_setup(callback_delay_s) as setup:
+        log_path = setup.tmp / "service.log"
+        with serving(setup.env, setup.port, log_path) as process:
+            await wait_ready(setup.url, process, log_path)
+            yield Bench(setup.url, setup.sim, setup.requests, process, log_path)

@@ -138,7 +138,7 @@ async def _sync_roster(db: Database, settings: Settings, now: datetime) -> dict[
 async def _engine(app: web.Application) -> AsyncIterator[None]:
     env = app[SETTINGS].env
     plans = {p.name: compile_plan(p, env.time_scale) for p in app[PLAYBOOKS]}
-    engine = Engine(app[DB], plans, app[ROSTER], app[CLOCK])
+    engine = Engine(app[DB], plans, app[ROSTER], app[CLOCK], env.sweep_interval_s)
     gateway = TwilioGateway(
         env.twilio_account_sid, env.twilio_auth_token, env.twilio_from, env.twilio_api_base
     )

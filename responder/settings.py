@@ -45,6 +45,10 @@ class EnvSettings(BaseSettings):
     playbooks_dir: Path = Field(Path("playbooks"), validation_alias="RESPONDER_PLAYBOOKS_DIR")
     # Compresses every playbook duration (0.05 turns a minute into 3 s); for demos and tests only.
     time_scale: float = Field(1.0, gt=0, le=1, validation_alias="RESPONDER_TIME_SCALE")
+    # The safety sweep: how often every process re-reads the earliest due time from the database. Due
+    # steps are woken by exact timers; the sweep bounds how long a replica takes over the work of one
+    # that died (its wake-ups died with it).
+    sweep_interval_s: float = Field(5.0, gt=0, le=300, validation_alias="RESPONDER_SWEEP_INTERVAL_S")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", validation_alias=AliasChoices("RESPONDER_LOG_FORMAT")
     )

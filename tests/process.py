@@ -31,6 +31,7 @@ class ServiceProcess:
     sim: PhoneSimulator
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
+    public_url: str | None = None  # a load balancer's URL in front of several replicas
     process: asyncio.subprocess.Process | None = None
     log_lines: list[str] = field(default_factory=list)
 
@@ -39,7 +40,8 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        base = environment(self.db_url, self.url, self.sim.url, RESPONDER_LOG_LEVEL="info", **self.extra_env)
+        public = self.public_url or self.url
+        base = environment(self.db_url, public, self.sim.url, RESPONDER_LOG_LEVEL="info", **self.extra_env)
         return {**os.environ, **base}
 
     async def run(self, *args: str) -> int:
@@ -59,7 +61,7 @@ class ServiceProcess:
         return child.returncode
 
     async def start(self) -> None:
-        self.sim.sms_webhook_url = f"{self.url}/twilio/sms"
+        self.sim.sms_webhook_url = f"{self.public_url or self.url}/twilio/sms"
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

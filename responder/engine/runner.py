@@ -44,10 +44,17 @@ def view_of(case: Case) -> CaseView:
 class Engine:
     """Runs due steps and the outbox; `kick()` after anything that may have made work due."""
 
-    def __init__(self, db: Database, plans: Mapping[str, Plan], roster: Roster, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        plans: Mapping[str, Plan],
+        roster: Roster,
+        clock: Clock,
+        sweep_interval_s: float = 5.0,
+    ) -> None:
         self.db, self.plans, self.roster, self.clock = db, plans, roster, clock
         self.outbox: Outbox | None = None
-        self.waker = Waker(self.kick)
+        self.waker = Waker(self.kick, sweep_interval_s)
         self._running = False
         self._again = False
         self._stopped = False
