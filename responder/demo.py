@@ -86,7 +86,9 @@ async def run_demo(scripted: bool, alert_path: str | None) -> int:
         f"{public_url}/twilio/sms",
         [SERVICE_NUMBER],
         callback_delay_s=0.05,
-        time_scale=1.0,
+        # A person at the simulator page needs real seconds to press 1 on a call; the scripted
+        # phone does not, so its menus keep the demo's pace (an unanswered one lasts what it would).
+        time_scale=TIME_SCALE if scripted else 1.0,
     )
     env = _environment(db_path, public_url, "http://127.0.0.1:1")
     settings = load_settings(env)

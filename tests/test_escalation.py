@@ -98,3 +98,22 @@ async def test_twilio_errors_are_retried_without_duplicates(service: Service) ->
     assert len(retries) == 2
     sms_to_ana = [p for p in case["pages"] if p["person"]["id"] == "ana" and p["channel"] == "sms"]
     assert len(sms_to_ana) == 1 and len(service.phone_of("ana").messages) == 1
+
+
+async def test_late_news_from_an_earlier_tier_does_not_cut_the_current_tier_short(service: Service) -> None:
+    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    call = await service.phone_of("ana").expect_call()  # step 1 (+1m), still ringing in its menu
+    await call.expect_prompt()
+    await service.phone_of("bruno").expect_sms(contains="ACK")  # the backup tier (+3m) is paging now
+    await call.press("2")  # Ana passes on her old call: news, but about a step already behind
+    await service.phone_of("tom").expect_sms(contains="ACK", timeout_s=5)
+    case = await service.case(body["case_id"])
+    received = datetime.fromisoformat(case["received_at"])
+    team_lead = next(
+        datetime.fromisoformat(e["at"])
+        for e in case["timeline"]
+        if e["type"] == "step_fired" and e["detail"]["tier"] == "team-lead"
+    )
+    assert (team_lead - received).total_seconds() >= 5 * 60 * SCALE  # on its timer, not pulled forward
+    assert "late_failure_noted" in [e["type"] for e in case["timeline"]]

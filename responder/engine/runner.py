@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Mapping
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -178,11 +178,28 @@ class Engine:
             self.waker.wake_at(when)
 
     async def fail_over(self, case_id: str, page_id: str, reason: str) -> None:
-        """A page failed or was passed: move the chain to its next step now, not at the ack timeout."""
+        """A page failed or was passed: move the chain to its next step now, not at the ack timeout.
+
+        Only news about the latest step counts: a late failure of an earlier tier's page must not cut
+        short the wait of the tier being paged now.
+        """
         now = self.clock.now()
         async with self.db.transaction() as session:
             case = await session.get(Case, case_id, with_for_update=True)
             if case is None or case.status != OPEN:
+                return
+            page = await session.get(Page, page_id)
+            latest = (
+                await session.execute(
+                    select(func.max(col(Page.step))).where(
+                        col(Page.case_id) == case_id, col(Page.purpose) == "page"
+                    )
+                )
+            ).scalar()
+            if page is None or page.step is None or (latest is not None and page.step < latest):
+                add_event(
+                    session, case.id, "late_failure_noted", "engine", now, {"page": page_id, "reason": reason}
+                )
                 return
             plan = self.plans[case.playbook]
             case.skew_s = pull_forward(view_of(case), plan, now)
