@@ -41,12 +41,13 @@ def check_playbooks(settings: Settings, playbooks: list[Playbook]) -> list[str]:
     layers = {(e.role, layer) for e in settings.config.oncall for layer in e.layers}
     problems = []
     for playbook in playbooks:
-        for tier in playbook.paging.tiers:
-            where = f"playbook {playbook.name}: tier {tier.id}"
-            for target in tier.targets:
+        for t, tier in enumerate(playbook.paging.tiers):
+            for n, target in enumerate(tier.targets):
                 if target.person is not None and target.person not in known:
+                    where = playbook.where("paging", "tiers", t, "targets", n, "person")
                     problems.append(f"{where}: unknown person {target.person!r}")
                 if target.role is not None and (target.role, target.layer) not in layers:
+                    where = playbook.where("paging", "tiers", t, "targets", n, "layer")
                     problems.append(
                         f"{where}: no on-call entry has a {target.layer!r} layer for {target.role}"
                     )

@@ -34,6 +34,8 @@ SECRETS = {
     "RESPONDER_SECRET_FORUM_EXAMPLE": "whsec_ZGVtby1mb3J1bS1leGFtcGxlLXNlY3JldA==",
 }
 SCRIPTED_TIMEOUT_S = 50.0
+# How long the timeline keeps printing after the accept (the notices to everyone else).
+SETTLE_S = 1.5
 
 
 def _listen(port: int) -> socket.socket:
@@ -146,7 +148,10 @@ async def _accept_after_second_page(phone: Any) -> None:
 async def _follow(
     http: aiohttp.ClientSession, url: str, case_id: str, timeout_s: float | None
 ) -> dict[str, Any]:
-    """Print the timeline as it grows until the case is accepted (or the scripted run times out)."""
+    """Print the timeline as it grows until the case is accepted (or the scripted run times out).
+
+    After the accept it goes on a moment, so the notices to everyone else show as they are delivered.
+    """
     shown, loop = 0, asyncio.get_running_loop()
     deadline = loop.time() + timeout_s if timeout_s else None
     while True:
@@ -155,8 +160,8 @@ async def _follow(
         for event in case["timeline"][shown:]:
             print(_line(case, event))
         shown = len(case["timeline"])
-        if case["status"] != "open" and all(p["status"] not in ("pending", "claimed") for p in case["pages"]):
-            return case
+        if case["status"] != "open" and (deadline is None or deadline > loop.time() + SETTLE_S):
+            deadline = loop.time() + SETTLE_S  # the accept is in: show what follows, then stop
         if deadline is not None and loop.time() > deadline:
             return case
         await asyncio.sleep(0.25)

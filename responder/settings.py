@@ -215,6 +215,15 @@ def _cross_check(config: ConfigFile, filename: str, line_of: Callable[[PathKey],
                 f"{filename}:{line_of(('people', index, 'id'))}: people[{index}].id: "
                 f"duplicate id {person_id!r}"
             )
+    phones = [p.phone for p in config.people]
+    for index, phone in enumerate(phones):
+        if phones.index(phone) != index:
+            owner = config.people[phones.index(phone)].id
+            line = line_of(("people", index, "phone"))
+            problems.append(
+                f"{filename}:{line}: people[{index}].phone: also {owner!r}'s phone "
+                "(replies are matched by phone: each person needs their own)"
+            )
     names = [i.name for i in config.integrations]
     for index, name in enumerate(names):
         if names.index(name) != index:

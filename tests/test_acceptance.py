@@ -22,8 +22,9 @@ async def open_case(service: Service) -> tuple[str, str]:
 async def test_sms_ack_accepts_and_everyone_else_is_told(service: Service) -> None:
     case_id, ref = await open_case(service)
     replies = await service.phone_of("ana").send_sms("ack")
-    assert any(f"Case {ref} is yours" in reply for reply in replies)
-    await service.phone_of("ines").expect_sms(contains="taken by Ana Negotiator")
+    # Ana and Ines read French (config/responder.yaml): replies and notices come in their language.
+    assert any(f"Le dossier {ref} est à vous" in reply for reply in replies)
+    await service.phone_of("ines").expect_sms(contains="pris par Ana Negotiator")
     case = await service.case(case_id)
     assert (case["status"], case["accepted_by"]["name"], case["accepted_via"]) == (
         "acknowledged",
@@ -32,7 +33,7 @@ async def test_sms_ack_accepts_and_everyone_else_is_told(service: Service) -> No
     )
     # A later accept is told who has the case, and changes nothing.
     late = await service.phone_of("ines").send_sms(f"ACK {ref}")
-    assert any("already accepted by Ana Negotiator" in reply for reply in late)
+    assert any("déjà été accepté par Ana Negotiator" in reply for reply in late)
     assert (await service.case(case_id))["accepted_by"]["id"] == "ana"
 
 
@@ -63,7 +64,7 @@ async def test_no_page_goes_out_after_the_accept(service: Service) -> None:
 async def test_no_by_sms_pages_the_next_step_at_once_and_skips_the_passer(service: Service) -> None:
     case_id, _ = await open_case(service)
     replies = await service.phone_of("ana").send_sms("NO")
-    assert any("Passed" in reply for reply in replies)
+    assert any("passé" in reply for reply in replies)
     call = await service.phone_of("ines").expect_call(timeout_s=0.5)  # the voice step, now: not at +1m
     assert call is not None
     await service.phone_of("ana").expect_no_call(timeout_s=0.5)
@@ -87,9 +88,9 @@ async def test_one_time_link_accepts_once(service: Service) -> None:
         assert shown.status == 200 and "<form" in await shown.text()
     assert (await service.case(case_id))["status"] == "open"  # a link preview (GET) accepts nothing
     async with service.http.post(link.group(0)) as used:
-        assert used.status == 200 and f"Case {ref} is yours" in await used.text()
-    async with service.http.post(link.group(0)) as again:
-        assert again.status == 410
+        assert used.status == 200 and f"Le dossier {ref} est à vous" in await used.text()  # Ana reads French
+    async with service.http.post(link.group(0)) as again:  # used up: it says so, and changes nothing
+        assert again.status == 200 and "vous l&#x27;avez accepté" in await again.text()
     tampered = link.group(0)[:-3] + ("xyz" if not link.group(0).endswith("xyz") else "abc")
     async with service.http.post(tampered) as forged:
         assert forged.status in (403, 410)
@@ -144,11 +145,11 @@ async def test_two_accepts_at_the_same_moment_exactly_one_wins(service: Service)
     )
     case = await service.case(case_id)
     winner = case["accepted_by"]["name"]
-    won = [replies for replies in (ana_replies, ines_replies) if any("is yours" in r for r in replies)]
+    won = [replies for replies in (ana_replies, ines_replies) if any("est à vous" in r for r in replies)]
     told = [
         replies
         for replies in (ana_replies, ines_replies)
-        if any(f"accepted by {winner}" in r for r in replies)
+        if any(f"accepté par {winner}" in r for r in replies)
     ]
-    assert len(won) == 1 and len(told) == 1
+    assert len(won) == 1 and len(told) == 1, (ana_replies, ines_replies, winner)
     assert [e["type"] for e in case["timeline"]].count("case_accepted") == 1

@@ -21,6 +21,13 @@ async def test_case_needs_the_bearer_token(service: Service) -> None:
             assert (await response.json())["error"] == "unauthorized"
 
 
+async def test_unknown_status_filter_is_422(service: Service) -> None:
+    async with service.http.get(
+        f"{service.url}/v1/cases?status=bogus", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    ) as response:
+        assert response.status == 422 and (await response.json())["detail"][0]["field"] == "status"
+
+
 async def test_unknown_case_is_404(service: Service) -> None:
     async with service.http.get(
         f"{service.url}/v1/cases/nope", headers={"Authorization": f"Bearer {API_TOKEN}"}
@@ -107,7 +114,7 @@ async def test_metrics_count_alerts_pages_accepts_and_open_cases(service: Servic
     assert status == 202
     await service.phone_of("ana").expect_sms(contains="ACK")
     await service.phone_of("ana").send_sms("ACK")
-    await service.phone_of("ines").expect_sms(contains="taken by")
+    await service.phone_of("ines").expect_sms(contains="pris par")
     async with service.http.get(f"{service.url}/metrics") as response:
         assert response.status == 200 and response.content_type == "text/plain"
         text = await response.text()

@@ -94,7 +94,7 @@ def test_shipped_config_and_playbooks_pass(tree: tuple[Path, Path]) -> None:
             "playbook",
             "[{role: negotiator, layer: backup}]",
             "[{role: negotiator, layer: reserve}]",
-            "tier backup-negotiator: no on-call entry has a 'reserve' layer for negotiator",
+            "paging.tiers[1].targets[0].layer: no on-call entry has a 'reserve' layer for negotiator",
         ),
         (
             "config",
@@ -122,6 +122,14 @@ def test_missing_secret_and_bad_environment_are_named(tree: tuple[Path, Path]) -
     assert result.returncode == 2
     assert "environment RESPONDER_TIME_SCALE" in result.stderr
     assert "environment RESPONDER_PUBLIC_URL: must be an absolute http(s) URL" in result.stderr
+
+
+def test_two_people_with_one_phone_are_refused(tree: tuple[Path, Path]) -> None:
+    config, playbooks = tree
+    edit(config, 'phone: "+33639980006"', 'phone: "+33639980001"')
+    result = run_check(config, playbooks)
+    assert result.returncode == 2
+    assert "people[1].phone: also 'ines''s phone" in result.stderr
 
 
 def test_missing_integration_secret_is_named(tree: tuple[Path, Path]) -> None:

@@ -32,4 +32,4 @@ async def test_alert_pages_negotiator_by_sms_then_voice_and_ack_stops_paging(ser
         if page["sent_at"]:  # stored and read back as UTC on both databases
             assert 0 <= (datetime.fromisoformat(page["sent_at"]) - received).total_seconds() < 30
     ines = service.phone_of("ines")
-    await ines.expect_sms(contains="taken by Ana")
+    await ines.expect_sms(contains="pris par Ana")

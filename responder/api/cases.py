@@ -17,6 +17,7 @@ from responder.errors import InvalidJSON, NotFound, Unauthorized, ValidationFail
 from responder.store.models import Case, CaseEvent, Page
 
 routes = web.RouteTableDef()
+CASE_STATUSES = ("open", "acknowledged", "resolved")
 
 
 def require_token(request: web.Request) -> str:
@@ -115,6 +116,8 @@ def case_json(request: web.Request, case: Case, events: list[CaseEvent], pages: 
 async def list_cases(request: web.Request) -> web.Response:
     require_token(request)
     status = request.query.get("status")
+    if status is not None and status not in CASE_STATUSES:
+        raise ValidationFailed([{"field": "status", "message": f"must be one of {', '.join(CASE_STATUSES)}"}])
     query = select(Case).order_by(col(Case.received_at).desc()).limit(100)
     if status:
         query = query.where(col(Case.status) == status)

@@ -1,5 +1,7 @@
-"""One-time accept links sent in SMS pages. GET shows a confirm button (link previews must not accept);
-POST accepts."""
+"""One-time accept links sent in SMS pages, in the reader's language.
+
+GET shows a confirm button (SMS apps fetch links for previews: a GET must never accept); POST accepts.
+"""
 
 from __future__ import annotations
 
@@ -13,48 +15,85 @@ from responder.api.keys import CLOCK, DB, ENGINE, LINKS, ROSTER
 from responder.engine.acceptance import accept
 from responder.errors import Gone, NotFound
 from responder.paging import inbound
-from responder.store.models import Page
+from responder.paging.messages import language_of
+from responder.store.models import Case, Page
 from responder.store.queries import rowcount
 
 routes = web.RouteTableDef()
 
-_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Case {ref}</title>
+_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:28rem;padding:0 1rem}}
 button{{font-size:1.3rem;padding:.8rem 1.4rem;width:100%;background:#0a5;color:#fff;border:0;
 border-radius:.4rem}}
-</style></head><body><h1>Case {ref}</h1><p>{message}</p>{form}</body></html>"""
+</style></head><body><h1>{title}</h1><p>{message}</p>{form}</body></html>"""
+_TEXT = {
+    "en": {
+        "title": "Case {ref}",
+        "ask": "{who}, accept case {ref}? The first person to accept takes it.",
+        "button": "Accept this case",
+        "yours": "Case {ref} is yours. Everyone else paged is being told. Start the investigation now.",
+        "yours_since": "Case {ref} is yours: you accepted it at {at} UTC.",
+        "taken": "Case {ref} was already accepted by {holder}. No action needed.",
+        "closed": "Case {ref} is closed. No action needed.",
+    },
+    "fr": {
+        "title": "Dossier {ref}",
+        "ask": "{who}, accepter le dossier {ref} ? La première personne qui accepte le prend.",
+        "button": "Accepter ce dossier",
+        "yours": "Le dossier {ref} est à vous. Les autres personnes alertées sont prévenues. Commencez "
+        "l'enquête maintenant.",
+        "yours_since": "Le dossier {ref} est à vous : vous l'avez accepté à {at} UTC.",
+        "taken": "Le dossier {ref} a déjà été accepté par {holder}. Rien à faire.",
+        "closed": "Le dossier {ref} est clos. Rien à faire.",
+    },
+}
 
 
-def _html(ref: str, message: str, form: str = "", status: int = 200) -> web.Response:
-    body = _PAGE.format(ref=html.escape(ref), message=html.escape(message), form=form)
+def _html(lang: str, ref: str, key: str, status: int = 200, form: str = "", **values: str) -> web.Response:
+    text = _TEXT[lang]
+    message = text[key].format(ref=ref, **values)
+    body = _PAGE.format(
+        lang=lang, title=html.escape(text["title"].format(ref=ref)), message=html.escape(message), form=form
+    )
     return web.Response(text=body, content_type="text/html", status=status)
 
 
-async def _checked(request: web.Request) -> tuple[Page, str, str]:
+async def _checked(request: web.Request) -> tuple[Page, Case, str]:
+    """The page and case a genuine, unexpired token is for, and the reader's language."""
     token = request.match_info["token"]
     found = await inbound.load_page(request.app[DB], request.app[LINKS].page_of(token))
     if found is None:
         raise NotFound("link: unknown page")
     page, case = found
     request.app[LINKS].check(token, page.person_id, request.app[CLOCK].now())
-    return page, case.id, case.ref
+    person = request.app[ROSTER].person(page.person_id)
+    return page, case, language_of(person.languages if person else ())
+
+
+def _after_use(request: web.Request, page: Page, case: Case, lang: str) -> web.Response:
+    """A used link opened again: say who has the case rather than just 'gone'."""
+    if case.accepted_by == page.person_id and case.accepted_at is not None:
+        return _html(lang, case.ref, "yours_since", at=case.accepted_at.strftime("%H:%M"))
+    if case.status == "acknowledged" and case.accepted_by:
+        holder = request.app[ROSTER].person(case.accepted_by)
+        return _html(lang, case.ref, "taken", status=409, holder=holder.name if holder else case.accepted_by)
+    raise Gone("link: already used")
 
 
 @routes.get("/a/{token}")
 async def show_link(request: web.Request) -> web.Response:
-    page, _, ref = await _checked(request)
+    page, case, lang = await _checked(request)
     if page.link_used_at is not None:
-        raise Gone("link: already used")
+        return _after_use(request, page, case, lang)
     person = request.app[ROSTER].person(page.person_id)
-    who = person.name if person else page.person_id
-    form = '<form method="post"><button type="submit">Accept this case</button></form>'
-    return _html(ref, f"{who}, accept case {ref}? The first person to accept takes it.", form)
+    form = f'<form method="post"><button type="submit">{html.escape(_TEXT[lang]["button"])}</button></form>'
+    return _html(lang, case.ref, "ask", form=form, who=person.name if person else page.person_id)
 
 
 @routes.post("/a/{token}")
 async def use_link(request: web.Request) -> web.Response:
-    page, case_id, ref = await _checked(request)
+    page, case, lang = await _checked(request)
     now = request.app[CLOCK].now()
     async with request.app[DB].transaction() as session:
         used = await session.execute(
@@ -62,12 +101,12 @@ async def use_link(request: web.Request) -> web.Response:
             .where(col(Page.id) == page.id, col(Page.link_used_at).is_(None))
             .values(link_used_at=now)
         )
-        if rowcount(used) != 1:
-            raise Gone("link: already used")
-    result = await accept(request.app[DB], request.app[ROSTER], case_id, page.person_id, "link", now)
+    if rowcount(used) != 1:
+        return _after_use(request, page, case, lang)
+    result = await accept(request.app[DB], request.app[ROSTER], case.id, page.person_id, "link", now)
     request.app[ENGINE].kick()
     if result.won:
-        return _html(ref, f"Case {ref} is yours.")
+        return _html(lang, case.ref, "yours")
     if result.status == "acknowledged":
-        return _html(ref, f"Case {ref} was already accepted by {result.holder_name}.", status=409)
-    return _html(ref, f"Case {ref} is closed.", status=409)
+        return _html(lang, case.ref, "taken", status=409, holder=result.holder_name)
+    return _html(lang, case.ref, "closed", status=409)

@@ -140,27 +140,28 @@ async def inbound_sms(request: web.Request) -> web.Response:
         log.info("sms_from_unknown_number")
         return _xml(twiml.sms_reply(None))
     reply = parse_reply(form.get("Body", ""))
+    lang = language_of(person.languages)
     now = request.app[CLOCK].now()
     if reply.verb == "help":
-        return _xml(twiml.sms_reply(sms_line("help")))
+        return _xml(twiml.sms_reply(sms_line("help", lang=lang)))
     if reply.verb in ("stop", "start"):
-        return _xml(twiml.sms_reply(sms_line("stopped" if reply.verb == "stop" else "started")))
+        return _xml(twiml.sms_reply(sms_line("stopped" if reply.verb == "stop" else "started", lang=lang)))
     found = (
         await inbound.find_page(request.app[DB], person.id, reply.code) if reply.verb != "unknown" else None
     )
     if found is None:
-        return _xml(twiml.sms_reply(sms_line("unknown")))
+        return _xml(twiml.sms_reply(sms_line("unknown", lang=lang)))
     page, case = found
     facts = PageFacts(case.ref, case.risk_level, case.region)
     if reply.verb == "pass":
         if await record_pass(request.app[DB], case.id, page.id, person.id, "sms", now):
             await request.app[ENGINE].fail_over(case.id, page.id, "passed by SMS")
-            return _xml(twiml.sms_reply(sms_line("passed", facts)))
-        return _xml(twiml.sms_reply(sms_line("closed", facts)))
+            return _xml(twiml.sms_reply(sms_line("passed", facts, lang=lang)))
+        return _xml(twiml.sms_reply(sms_line("closed", facts, lang=lang)))
     result = await accept(request.app[DB], request.app[ROSTER], case.id, person.id, "sms", now)
     request.app[ENGINE].kick()
     if result.won:
-        return _xml(twiml.sms_reply(sms_line("accepted", facts)))
+        return _xml(twiml.sms_reply(sms_line("accepted", facts, lang=lang)))
     if result.status == "acknowledged":
-        return _xml(twiml.sms_reply(sms_line("taken", facts, holder=result.holder_name)))
-    return _xml(twiml.sms_reply(sms_line("closed", facts)))
+        return _xml(twiml.sms_reply(sms_line("taken", facts, lang=lang, holder=result.holder_name)))
+    return _xml(twiml.sms_reply(sms_line("closed", facts, lang=lang)))

@@ -12,7 +12,7 @@ from sqlmodel import col
 from responder.errors import Conflict, NotFound, ValidationFailed
 from responder.metrics import ACCEPTS
 from responder.oncall.roster import Roster
-from responder.paging.messages import PageFacts, sms_line
+from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.store.db import Database
 from responder.store.models import Case, Page
 from responder.store.queries import (
@@ -115,7 +115,7 @@ async def _after_accept(
         .scalars()
         .all()
     )
-    text = sms_line("taken_notice", PageFacts(case.ref, case.risk_level, case.region), holder=name)
+    facts = PageFacts(case.ref, case.risk_level, case.region)
     notices = [
         {
             "id": new_id(),
@@ -125,7 +125,7 @@ async def _after_accept(
             "purpose": "notice",
             "step": None,
             "tier": None,
-            "body": text,
+            "body": _notice(roster, other, facts, name),
             "status": PENDING,
             "created_at": now,
             "not_before": now,
@@ -135,6 +135,13 @@ async def _after_accept(
         if other != person_id
     ]
     await insert_pages(session, notices)
+
+
+def _notice(roster: Roster, person_id: str, facts: PageFacts, holder: str) -> str:
+    person = roster.person(person_id)
+    return sms_line(
+        "taken_notice", facts, lang=language_of(person.languages if person else ()), holder=holder
+    )
 
 
 async def record_pass(

@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from responder.durations import DurationS
 from responder.errors import ConfigError
 from responder.settings import Role
-from responder.yamlfile import load_yaml, validate_doc
+from responder.yamlfile import YamlDoc, field_path, load_yaml, validate_doc
 
 RiskLevel = Literal["imminent", "high", "medium", "low"]
 Channel = Literal["sms", "voice"]
@@ -119,11 +119,18 @@ class Match(_Strict):
 
 class Playbook(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    _doc: YamlDoc | None = PrivateAttr(default=None)
     description: str = ""
     default: bool = False
     match: Match = Match()
     paging: Paging
     tasks: tuple[Task, ...] = ()
+
+    def where(self, *loc: str | int) -> str:
+        """'file:line: field' for an error about this playbook (loaded from a file)."""
+        if self._doc is None:
+            return f"playbook {self.name}: {field_path(loc)}"
+        return f"{self._doc.filename}:{self._doc.line_of(loc)}: {field_path(loc)}"
 
 
 def chain_ids(tiers: tuple[Tier, ...]) -> list[str]:
@@ -147,10 +154,12 @@ def load_playbooks(directory: Path) -> list[Playbook]:
     origin: dict[str, str] = {}
     for path in files:
         try:
-            playbook = validate_doc(load_yaml(path), Playbook)
+            doc = load_yaml(path)
+            playbook = validate_doc(doc, Playbook)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
+        playbook._doc = doc
         if playbook.name in origin:
             problems.append(f"{path}:1: name: {playbook.name!r} is also the name in {origin[playbook.name]}")
         origin[playbook.name] = str(path)

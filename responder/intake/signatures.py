@@ -24,6 +24,8 @@ class SignatureVerifier:
         if missing:
             raise BadSignature(f"missing header(s): {', '.join(missing)}")
         wanted = {h: headers[h] for h in _HEADERS}
+        if not wanted["webhook-timestamp"].strip().isdigit():
+            raise BadSignature("webhook-timestamp: must be Unix seconds")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -49,18 +49,36 @@ _VOICE_LINES = {
     },
 }
 _SMS_LINES = {
-    "accepted": "Case {ref} is yours. Everyone else paged is being told.",
-    "taken": "Case {ref} was already accepted by {holder}. No action needed.",
-    "taken_notice": "Case {ref} was taken by {holder}. No action needed.",
-    "passed": "Passed on case {ref}. The next person is being paged.",
-    "closed": "Case {ref} is closed. No action needed.",
-    "unknown": "No open page matches. Reply ACK <case> to accept, NO to pass, HELP for help.",
-    "help": "RESPONDER: reply ACK <case> to accept a page, NO <case> to pass it. STOP ends SMS pages "
-    "(voice continues).",
-    "exhausted": "RESPONDER case {ref}: {risk} risk, region {region}: nobody accepted after the full "
-    "chain; all on-call staff are being paged.",
-    "stopped": "You will get no more SMS pages; voice pages continue. Reply START to resume.",
-    "started": "SMS pages resumed.",
+    "en": {
+        "accepted": "Case {ref} is yours. Everyone else paged is being told.",
+        "taken": "Case {ref} was already accepted by {holder}. No action needed.",
+        "taken_notice": "Case {ref} was taken by {holder}. No action needed.",
+        "passed": "Passed on case {ref}. The next person is being paged.",
+        "closed": "Case {ref} is closed. No action needed.",
+        "unknown": "No open page matches. Reply ACK <case> to accept, NO to pass, HELP for help.",
+        "help": "RESPONDER: reply ACK <case> to accept a page, NO <case> to pass it. STOP ends SMS pages "
+        "(voice continues).",
+        "exhausted": "RESPONDER case {ref}: {risk} risk, region {region}: nobody accepted after the full "
+        "chain; all on-call staff are being paged.",
+        "stopped": "You will get no more SMS pages; voice pages continue. Reply START to resume.",
+        "started": "SMS pages resumed.",
+    },
+    "fr": {
+        "accepted": "Le dossier {ref} est à vous. Les autres personnes alertées sont prévenues.",
+        "taken": "Le dossier {ref} a déjà été accepté par {holder}. Rien à faire.",
+        "taken_notice": "Le dossier {ref} a été pris par {holder}. Rien à faire.",
+        "passed": "Dossier {ref} passé. La personne suivante est alertée.",
+        "closed": "Le dossier {ref} est clos. Rien à faire.",
+        "unknown": "Aucune alerte ouverte ne correspond. Répondez ACK <dossier> pour accepter, NO pour "
+        "passer, HELP pour l'aide.",
+        "help": "RESPONDER : répondez ACK <dossier> pour accepter une alerte, NO <dossier> pour la passer. "
+        "STOP arrête les SMS (les appels continuent).",
+        "exhausted": "RESPONDER dossier {ref} : risque {risk}, région {region} : personne n'a accepté après "
+        "toute la chaîne ; toute l'astreinte est alertée.",
+        "stopped": "Vous ne recevrez plus d'alertes par SMS ; les appels continuent. Répondez START pour "
+        "reprendre.",
+        "started": "Alertes SMS reprises.",
+    },
 }
 VOICE_LANGUAGES = {"en": "en-US", "fr": "fr-FR"}
 
@@ -94,8 +112,9 @@ def voice_line(key: str, lang: str, ref: str, holder: str = "") -> str:
     return _VOICE_LINES[lang][key].format(spelled=spell(ref), holder=holder)
 
 
-def sms_line(key: str, facts: PageFacts | None = None, *, holder: str = "", link: str = "") -> str:
+def sms_line(key: str, facts: PageFacts | None = None, *, lang: str = "en", holder: str = "") -> str:
+    """A short SMS (a reply or a notice) in the reader's language."""
     ref = facts.ref if facts else ""
-    risk = facts.risk_level.upper() if facts else ""
+    risk = _risk(facts, lang) if facts else ""
     region = (facts.region or "unknown") if facts else ""
-    return _SMS_LINES[key].format(ref=ref, holder=holder, link=link, risk=risk, region=region)
+    return _SMS_LINES[lang][key].format(ref=ref, holder=holder, risk=risk, region=region)

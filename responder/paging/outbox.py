@@ -134,12 +134,13 @@ class Outbox:
     def _render(self, page: Page, case: Case, now: datetime) -> str:
         person = self.roster.person(page.person_id)
         facts = PageFacts(case.ref, case.risk_level, case.region)
+        lang = language_of(person.languages if person else ())
         if page.purpose == "notice":
-            return page.body or sms_line("exhausted", facts)
+            return page.body or sms_line("exhausted", facts, lang=lang)
         if page.channel == "voice":
             return f"voice page for case {case.ref}"
         link = f"{self.public_url}/a/{self.links.make(page.id, page.person_id, now)}"
-        return page_sms(facts, language_of(person.languages if person else ()), link)
+        return page_sms(facts, lang, link)
 
     async def _send(self, claimed: Claimed) -> Outcome:
         person = self.roster.person(claimed.person_id)
