@@ -40,6 +40,7 @@ async def post_alert(request: web.Request) -> web.Response:
     structlog.contextvars.bind_contextvars(case_id=result.case_id)
     ALERTS.labels(alert.event, "duplicate" if result.duplicate else "taken").inc()
     if not result.duplicate:
+        await request.app[ENGINE].react(result.case_id, result.news)
         request.app[ENGINE].kick()
     log.info(
         "alert_received",

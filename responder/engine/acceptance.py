@@ -22,7 +22,7 @@ from responder.store.queries import (
     RESOLVED,
     add_event,
     insert_pages,
-    new_id,
+    notice_row,
     rowcount,
 )
 
@@ -117,20 +117,7 @@ async def _after_accept(
     )
     facts = PageFacts(case.ref, case.risk_level, case.region)
     notices = [
-        {
-            "id": new_id(),
-            "case_id": case.id,
-            "person_id": other,
-            "channel": "sms",
-            "purpose": "notice",
-            "step": None,
-            "tier": None,
-            "body": _notice(roster, other, facts, name),
-            "status": PENDING,
-            "created_at": now,
-            "not_before": now,
-            "updated_at": now,
-        }
+        notice_row(case.id, other, _notice(roster, other, facts, name), now)
         for other in paged
         if other != person_id
     ]

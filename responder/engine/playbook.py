@@ -107,6 +107,25 @@ class Task(_Strict):
     role: Role = "investigator"
 
 
+Reacting = Literal["holder", "investigator", "negotiator", "team_lead", "manager", "admin"]
+
+
+class Reaction(_Strict):
+    """What an alert update does: `repage` fires an open case's next step at once; `notify` sends an SMS
+    notice to the person holding the case (`holder`) and/or the on-call people of roles."""
+
+    repage: bool = False
+    notify: tuple[Reacting, ...] = ()
+
+
+class Reactions(_Strict):
+    """Reactions to `update` and `retract` alerts. A retract never stops paging by itself."""
+
+    went_live: Reaction = Reaction(repage=True, notify=("holder",))
+    new_location: Reaction = Reaction(notify=("holder",))
+    retract: Reaction = Reaction(notify=("holder", "team_lead"))
+
+
 class Match(_Strict):
     """Selection rule: every key given must match the alert."""
 
@@ -125,6 +144,7 @@ class Playbook(_Strict):
     match: Match = Match()
     paging: Paging
     tasks: tuple[Task, ...] = ()
+    reactions: Reactions = Reactions()
 
     def where(self, *loc: str | int) -> str:
         """'file:line: field' for an error about this playbook (loaded from a file)."""

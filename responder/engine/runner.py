@@ -13,14 +13,16 @@ from sqlmodel import col
 from responder.clock import Clock
 from responder.engine.decide import CaseView, Decision, next_actions, pull_forward
 from responder.engine.plan import Plan
+from responder.engine.reactions import react
 from responder.engine.scheduler import Waker
 from responder.logging import get_logger
 from responder.metrics import STEP_LATENESS
 from responder.oncall.roster import Roster
+from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.paging.outbox import STALE_CLAIM_S, Outbox
 from responder.store.db import Database
 from responder.store.models import Case, Page
-from responder.store.queries import CLAIMED, OPEN, add_event, earliest_due, insert_pages, new_id
+from responder.store.queries import CLAIMED, OPEN, add_event, earliest_due, insert_pages, new_id, notice_row
 
 log = get_logger(__name__)
 
@@ -209,3 +211,47 @@ class Engine:
             )
         log.info("escalation_advanced", case_id=case_id, page_id=page_id, reason=reason)
         self.kick()
+
+    async def react(self, case_id: str, news: tuple[str, ...]) -> None:
+        """An update or retract arrived: apply the playbook's reactions (re-page, notices)."""
+        if not news:
+            return
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            case = await session.get(Case, case_id, with_for_update=True)
+            if case is None or case.status not in (OPEN, "acknowledged"):
+                return
+            plan = self.plans[case.playbook]
+            reaction = react(
+                list(news),
+                plan.playbook.reactions,
+                case.status,
+                case.region,
+                case.accepted_by,
+                self.roster,
+                now,
+            )
+            if reaction.repage:
+                case.skew_s = pull_forward(view_of(case), plan, now)
+                case.next_due_at = min(case.next_due_at or now, now)
+            facts = PageFacts(case.ref, case.risk_level, case.region)
+            rows = [
+                notice_row(case.id, person_id, self._notice_text(person_id, kind, facts), now)
+                for kind in news
+                for person_id in reaction.notify
+            ]
+            await insert_pages(session, rows)
+            add_event(
+                session,
+                case.id,
+                "reaction",
+                "engine",
+                now,
+                {"news": list(news), "repage": reaction.repage, "notified": reaction.notify},
+            )
+        log.info("reaction_applied", case_id=case_id, news=list(news), repage=reaction.repage)
+        self.kick()
+
+    def _notice_text(self, person_id: str, kind: str, facts: PageFacts) -> str:
+        person = self.roster.person(person_id)
+        return sms_line(kind, facts, lang=language_of(person.languages if person else ()))

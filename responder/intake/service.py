@@ -32,6 +32,7 @@ class IntakeResult:
     case_id: str
     status: str
     duplicate: bool
+    news: tuple[str, ...] = ()  # what an update or retract brought: went_live, new_location, retract
 
 
 def new_ref() -> str:
@@ -178,8 +179,9 @@ class Intake:
                 add_event(
                     session, case.id, "update_without_original", f"platform:{integration}", self.clock.now()
                 )
+                news: tuple[str, ...] = ()
             else:
-                self._merge(session, integration, case, alert, raw)
+                news = self._merge(session, integration, case, alert, raw)
             await session.flush()
             session.add(
                 Delivery(
@@ -189,17 +191,18 @@ class Intake:
                     received_at=self.clock.now(),
                 )
             )
-        return IntakeResult(case.id, case.status, duplicate=False)
+        return IntakeResult(case.id, case.status, duplicate=False, news=news)
 
     def _merge(
         self, session: AsyncSession, integration: str, case: Case, alert: Alert, raw: dict[str, Any]
-    ) -> None:
+    ) -> tuple[str, ...]:
+        """Fold an update into the case (or note a retract); returns the news for the reactions."""
         now = self.clock.now()
         actor = f"platform:{integration}"
         if alert.event == "retract":
             # A retract asks people to review; it never stops paging by itself.
             add_event(session, case.id, "retract_requested", actor, now, {"risk_level": alert.risk.level})
-            return
+            return ("retract",)
         merged = dict(case.alert)
         hints = list(merged.get("location_hints") or []) + list(raw.get("location_hints") or [])
         merged["location_hints"] = hints
@@ -223,3 +226,5 @@ class Intake:
                 "risk_level": alert.risk.level,
             },
         )
+        news = ("went_live",) if became_live else ()
+        return news + (("new_location",) if raw.get("location_hints") else ())

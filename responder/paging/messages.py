@@ -62,6 +62,10 @@ _SMS_LINES = {
         "chain; all on-call staff are being paged.",
         "stopped": "You will get no more SMS pages; voice pages continue. Reply START to resume.",
         "started": "SMS pages resumed.",
+        "went_live": "RESPONDER case {ref}: the content is now LIVE. Open the case now.",
+        "new_location": "RESPONDER case {ref}: new location information arrived. Check the case.",
+        "retract": "RESPONDER case {ref}: the platform asks for a review. Paging goes on until someone "
+        "decides.",
     },
     "fr": {
         "accepted": "Le dossier {ref} est à vous. Les autres personnes alertées sont prévenues.",
@@ -78,6 +82,11 @@ _SMS_LINES = {
         "stopped": "Vous ne recevrez plus d'alertes par SMS ; les appels continuent. Répondez START pour "
         "reprendre.",
         "started": "Alertes SMS reprises.",
+        "went_live": "RESPONDER dossier {ref} : le contenu est maintenant EN DIRECT. Ouvrez le dossier.",
+        "new_location": "RESPONDER dossier {ref} : nouvelle information de localisation. Consultez le "
+        "dossier.",
+        "retract": "RESPONDER dossier {ref} : la plateforme demande une revue. Les alertes continuent "
+        "jusqu'à une décision.",
     },
 }
 VOICE_LANGUAGES = {"en": "en-US", "fr": "fr-FR"}

@@ -53,6 +53,24 @@ def event_row(
     return {"case_id": case_id, "at": at, "type": type_, "actor": actor, "detail": detail or {}}
 
 
+def notice_row(case_id: str, person_id: str, body: str, now: datetime) -> dict[str, Any]:
+    """A notice SMS (no step: it is news, not part of the chain) ready for insert_pages()."""
+    return {
+        "id": new_id(),
+        "case_id": case_id,
+        "person_id": person_id,
+        "channel": "sms",
+        "purpose": "notice",
+        "step": None,
+        "tier": None,
+        "body": body,
+        "status": PENDING,
+        "created_at": now,
+        "not_before": now,
+        "updated_at": now,
+    }
+
+
 async def insert_pages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
     """Insert page rows, skipping any whose (case, step, person, channel) exists; returns how many went in."""
     if not rows:
