@@ -6,9 +6,13 @@ import asyncio
 import json
 import math
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +25,7 @@ ACK_REF = re.compile(r"\bACK ([A-Z0-9]+)\b")
 # The outbox gives Twilio a status callback URL ending in the page id: that ties a request to its page.
 PAGE_ID = re.compile(r"/twilio/status/([0-9a-f]+)$")
 CREATES = ("/Messages.json", "/Calls.json")
+PY_SPY_STOP_S = 10.0  # how long py-spy may take to write its profile
 
 
 def utcnow() -> datetime:
@@ -76,7 +81,7 @@ class TwilioLog:
 
 
 class RefWatch:
-    """Which of ``refs`` have had an SMS create so far; scans only the requests that arrived since last time."""
+    """Which of ``refs`` have had an SMS create so far; each call scans only the requests new since."""
 
     def __init__(self, requests: StampedRequests, refs: set[str]) -> None:
         self.requests, self.refs = requests, refs
@@ -85,9 +90,9 @@ class RefWatch:
 
     def count(self) -> int:
         for request in self.requests[self._seen :]:
-            if request.method == "POST" and request.path.endswith(CREATES):
-                if match := ACK_REF.search(request.form.get("Body", "")):
-                    self.paged.add(match.group(1))
+            is_create = request.method == "POST" and request.path.endswith(CREATES)
+            if is_create and (match := ACK_REF.search(request.form.get("Body", ""))):
+                self.paged.add(match.group(1))
         self._seen = len(self.requests)
         return len(self.refs & self.paged)
 
@@ -101,7 +106,9 @@ async def scrape_lateness(url: str) -> dict[str, float]:
         if line.startswith("responder_step_lateness_seconds_bucket"):
             le = line.split('le="', 1)[1].split('"', 1)[0]
             found[f"le {le}"] = float(line.rsplit(" ", 1)[1])
-        elif line.startswith(("responder_step_lateness_seconds_count", "responder_step_lateness_seconds_sum")):
+        elif line.startswith(
+            ("responder_step_lateness_seconds_count", "responder_step_lateness_seconds_sum")
+        ):
             name, value = line.rsplit(" ", 1)
             found[name.removeprefix("responder_step_lateness_seconds_")] = float(value)
     return found
@@ -121,6 +128,35 @@ def logged_at(log_path: Path, event: str) -> datetime | None:
 
 def finite(values: Sequence[float]) -> list[float]:
     return [v for v in values if not math.isinf(v)]
+
+
+@contextmanager
+def profiling(pid: int, out_dir: Path | None, name: str) -> Iterator[None]:
+    """`py-spy record` the service while inside, into ``out_dir/name.txt`` (collapsed stacks); or nothing."""
+    if out_dir is None:
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = ["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+    spy = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / command[0]),
+            *command[1:],
+            "--output",
+            str(out_dir / f"{name}.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            spy.wait(PY_SPY_STOP_S)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], timeout_s: float, interval_s: float) -> bool:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from _engine_common import (
     TwilioLog,
     WallClock,
+    profiling,
     scrape_lateness,
     seconds,
     spread,
@@ -19,7 +22,13 @@ from _engine_common import (
 )
 from _harness import Setup, bench_setup, serving, wait_ready
 from _measure import CpuSplit, RssSampler, log_problems, read_proc, summary_ms
-from _seed import Seeded, count_open, read_pages, read_step_fired, seed_cases, sync_engine
+from _seed import Seeded, count_open, read_later_steps, read_pages, read_step_fired, seed_cases, sync_engine
+
+from responder.engine.plan import compile_plan
+from responder.engine.playbook import load_playbooks
+
+PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
+PLAYBOOK = "imminent-risk"  # the default playbook, which the sample alert gets
 
 
 def due_times(args: argparse.Namespace, now: datetime) -> list[datetime]:
@@ -37,8 +46,9 @@ async def serve_window(setup: Setup, seeded: list[Seeded], args: argparse.Namesp
         await wait_ready(setup.url, process, log_path)
         ready_at, at_ready = utcnow(), read_proc(process.pid)
         cpu = CpuSplit.start(process.pid)
-        async with RssSampler(process.pid) as rss:
-            await asyncio.sleep(max(0.0, seconds(last_due, utcnow()) + args.grace))
+        with profiling(process.pid, args.py_spy, "lateness"):
+            async with RssSampler(process.pid) as rss:
+                await asyncio.sleep(max(0.0, seconds(last_due, utcnow()) + args.grace))
         metrics = await scrape_lateness(setup.url)
         end = read_proc(process.pid)
         cpu_split = cpu.stop()
@@ -54,12 +64,22 @@ async def serve_window(setup: Setup, seeded: list[Seeded], args: argparse.Namesp
     }
 
 
+def later_lateness_s(later: list[tuple[str, int, datetime]], due_at: dict[str, datetime]) -> list[float]:
+    """How late steps after step 0 were acted on (due at the chain start plus the step's offset)."""
+    plan = compile_plan(next(p for p in load_playbooks(PLAYBOOKS) if p.name == PLAYBOOK))
+    return [
+        seconds(at, due_at[case_id] + timedelta(seconds=plan.step(step).offset_s))
+        for case_id, step, at in later
+        if case_id in due_at
+    ]
+
+
 def lateness_figures(setup: Setup, seeded: list[Seeded], due_count: int, clock: WallClock) -> dict[str, Any]:
     """From the stopped service's database and the simulator's requests: per due case, how late."""
     engine = sync_engine(setup.db_path)
     try:
         fired, pages, still_open = read_step_fired(engine), read_pages(engine), count_open(engine)
-        later_steps = {s: len(read_step_fired(engine, s)) for s in (1, 2)}
+        later = read_later_steps(engine)
     finally:
         engine.dispose()
     due, quiet = seeded[:due_count], seeded[due_count:]
@@ -85,7 +105,8 @@ def lateness_figures(setup: Setup, seeded: list[Seeded], due_count: int, clock: 
         "due_to_first_twilio": summary_ms(due_to_twilio_s),
         "due_cases_without_twilio_request": len(due) - len(due_to_twilio_s),
         "pages_written": len(pages),
-        "later_steps_fired": later_steps,
+        "later_steps_fired": dict(Counter(step for _, step, _ in later)),
+        "later_steps_lateness": summary_ms(later_lateness_s(later, {c.case_id: c.due_at for c in due})),
         "open_cases_at_end": still_open,
     }
 

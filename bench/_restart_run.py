@@ -10,14 +10,25 @@ import argparse
 import asyncio
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from _engine_common import RefWatch, TwilioLog, WallClock, logged_at, seconds, spread, sync_roster, utcnow, wait_for
+from _engine_common import (
+    RefWatch,
+    TwilioLog,
+    WallClock,
+    logged_at,
+    profiling,
+    seconds,
+    spread,
+    sync_roster,
+    utcnow,
+    wait_for,
+)
 from _harness import Setup, bench_setup, serving
 from _measure import CpuSplit, log_problems, read_proc, summary_ms
-from _seed import Seeded, count_fired, read_pages, read_step_fired, seed_cases, step_people, sync_engine
+from _seed import Seeded, fired_ids, read_pages, read_step_fired, seed_cases, step_people, sync_engine
 from sqlalchemy import Engine
 
 UNSENT = ("pending", "claimed")
@@ -39,9 +50,15 @@ class Scenario:
     overdue: list[Seeded]
     refs: RefWatch
     clock: WallClock
+    # When this process first saw each case's step_fired event committed (poll resolution).
+    seen_fired: dict[str, datetime] = field(default_factory=dict)
 
     async def fired(self) -> int:
-        return await asyncio.to_thread(count_fired, self.engine)
+        ids = await asyncio.to_thread(fired_ids, self.engine)
+        now = utcnow()
+        for case_id in ids - self.seen_fired.keys():
+            self.seen_fired[case_id] = now
+        return len(ids)
 
     async def all_fired(self) -> bool:
         return await self.fired() >= len(self.overdue)
@@ -62,24 +79,27 @@ async def prepare(setup: Setup, args: argparse.Namespace, template: dict[str, An
     return Scenario(setup, sync_engine(setup.db_path), overdue, refs, WallClock())
 
 
-def since(times: list[float], start: datetime, clock: WallClock) -> list[float]:
-    """perf_counter stamps as seconds after ``start``."""
-    return [seconds(clock.at(t), start) for t in times]
-
-
 def timings(scenario: Scenario, spawned: datetime, listening: datetime | None) -> dict[str, Any]:
     """Per overdue case: spawn → step_fired and spawn → first Twilio request (SMS naming its ref)."""
     fired = read_step_fired(scenario.engine)
     first = TwilioLog.read(scenario.setup.requests).first_by_ref
-    fire_s = [seconds(fired[c.case_id][0], spawned) if c.case_id in fired else math.inf for c in scenario.overdue]
-    twilio_s = [
-        seconds(scenario.clock.at(first[c.ref]), spawned) if c.ref in first else math.inf for c in scenario.overdue
+    fire_s = [
+        seconds(fired[c.case_id][0], spawned) if c.case_id in fired else math.inf for c in scenario.overdue
     ]
+    twilio_s = [
+        seconds(scenario.clock.at(first[c.ref]), spawned) if c.ref in first else math.inf
+        for c in scenario.overdue
+    ]
+    seen = scenario.seen_fired
+    seen_s = [seconds(seen[c.case_id], spawned) for c in scenario.overdue if c.case_id in seen]
     after = [s for s in fire_s if s >= 0]
+    listening_s = seconds(listening, spawned) if listening else None
     return {
-        "listening_after_spawn_s": seconds(listening, spawned) if listening else None,
+        "listening_after_spawn_s": listening_s,
+        "listening_to_last_step_fired_s": max(after) - listening_s if after and listening_s else None,
         "spawn_to_step_fired": summary_ms(after),
         "fired_after_this_start": len(after),
+        "spawn_to_step_fired_seen_committed": summary_ms([s for s in seen_s if s >= 0]),
         "spawn_to_first_twilio": summary_ms([s for s in twilio_s if s >= 0]),
         "paged_after_this_start": sum(1 for s in twilio_s if s >= 0),
         "never_fired": sum(1 for s in fire_s if math.isinf(s)),
@@ -92,7 +112,7 @@ async def serve_until_done(scenario: Scenario, args: argparse.Namespace, name: s
     setup = scenario.setup
     log_path = setup.tmp / f"{name}.log"
     spawned = utcnow()
-    with serving(setup.env, setup.port, log_path) as process:
+    with serving(setup.env, setup.port, log_path) as process, profiling(process.pid, args.py_spy, name):
         cpu = CpuSplit.start(process.pid)
         fired = await wait_for(scenario.all_fired, args.settle, args.poll)
         paged = await setup.requests.wait_until(scenario.all_paged, args.settle)
@@ -112,7 +132,7 @@ async def serve_until_done(scenario: Scenario, args: argparse.Namespace, name: s
 async def serve_until_kill(scenario: Scenario, args: argparse.Namespace) -> dict[str, Any]:
     """Start the service and kill -9 it once ``kill_at`` of the overdue cases fired (or were paged)."""
     setup = scenario.setup
-    target = math.ceil(args.kill_at * len(scenario.overdue))
+    target: int = math.ceil(args.kill_at * len(scenario.overdue))
     log_path = setup.tmp / "service-1.log"
     spawned = utcnow()
     with serving(setup.env, setup.port, log_path) as process:

@@ -104,14 +104,24 @@ def read_step_fired(engine: Engine, step: int = 0) -> dict[str, list[datetime]]:
     return fired
 
 
-def count_fired(engine: Engine, step: int = 0) -> int:
-    """How many cases have a `step_fired` event for ``step`` (cheap enough to poll)."""
-    query = select(func.count(func.distinct(col(CaseEvent.case_id)))).where(
+def read_later_steps(engine: Engine) -> list[tuple[str, int, datetime]]:
+    """(case_id, step, at) of every `step_fired` event for a step after step 0."""
+    step = func.json_extract(col(CaseEvent.detail), "$.step")
+    query = select(col(CaseEvent.case_id), step, col(CaseEvent.at)).where(
+        col(CaseEvent.type) == "step_fired", step > 0
+    )
+    with engine.connect() as conn:
+        return [(case_id, int(index), at) for case_id, index, at in conn.execute(query)]
+
+
+def fired_ids(engine: Engine, step: int = 0) -> set[str]:
+    """The cases with a committed `step_fired` event for ``step`` (cheap enough to poll)."""
+    query = select(col(CaseEvent.case_id)).where(
         col(CaseEvent.type) == "step_fired",
         func.json_extract(col(CaseEvent.detail), "$.step") == step,
     )
     with engine.connect() as conn:
-        return int(conn.execute(query).scalar() or 0)
+        return set(conn.execute(query).scalars())
 
 
 def step_people(engine: Engine, step: int = 0) -> dict[str, set[str]]:
@@ -140,7 +150,12 @@ class PageRow:
 
 def read_pages(engine: Engine) -> list[PageRow]:
     query = select(
-        col(Page.id), col(Page.case_id), col(Page.step), col(Page.person_id), col(Page.channel), col(Page.status)
+        col(Page.id),
+        col(Page.case_id),
+        col(Page.step),
+        col(Page.person_id),
+        col(Page.channel),
+        col(Page.status),
     )
     with engine.connect() as conn:
         return [PageRow(*row) for row in conn.execute(query)]
@@ -148,4 +163,7 @@ def read_pages(engine: Engine) -> list[PageRow]:
 
 def count_open(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(Case).where(col(Case.status) == "open")).scalar() or 0)
+        return int(
+            conn.execute(select(func.count()).select_from(Case).where(col(Case.status) == "open")).scalar()
+            or 0
+        )

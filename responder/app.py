@@ -103,7 +103,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await db.close()
         raise
     app[DB] = db
-    app[INTAKE] = Intake(db, app[PLAYBOOKS], ids, app[CLOCK])
+    app[INTAKE] = Intake(db, app[PLAYBOOKS], ids, app[CLOCK], app[SETTINGS].env.time_scale)
     yield
     await db.close()
 

@@ -11,10 +11,10 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlmodel import col
 
-from responder.api.keys import CLOCK, DB, ROSTER, SETTINGS
-from responder.engine.acceptance import resolve
+from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS
+from responder.engine.acceptance import add_note, complete_task, resolve
 from responder.errors import InvalidJSON, NotFound, Unauthorized, ValidationFailed
-from responder.store.models import Case, CaseEvent, Page
+from responder.store.models import Case, CaseEvent, CaseTask, Page
 
 routes = web.RouteTableDef()
 CASE_STATUSES = ("open", "acknowledged", "resolved")
@@ -35,7 +35,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-async def _load(request: web.Request, case_id: str) -> tuple[Case, list[CaseEvent], list[Page]]:
+async def _load(
+    request: web.Request, case_id: str
+) -> tuple[Case, list[CaseEvent], list[Page], list[CaseTask]]:
     async with request.app[DB].sessions() as session:
         case = await session.get(Case, case_id)
         if case is None:
@@ -58,10 +60,21 @@ async def _load(request: web.Request, case_id: str) -> tuple[Case, list[CaseEven
             .scalars()
             .all()
         )
-    return case, list(events), list(pages)
+        tasks = (
+            (
+                await session.execute(
+                    select(CaseTask).where(col(CaseTask.case_id) == case_id).order_by(col(CaseTask.due_at))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return case, list(events), list(pages), list(tasks)
 
 
-def case_json(request: web.Request, case: Case, events: list[CaseEvent], pages: list[Page]) -> dict[str, Any]:
+def case_json(
+    request: web.Request, case: Case, events: list[CaseEvent], pages: list[Page], tasks: list[CaseTask]
+) -> dict[str, Any]:
     roster = request.app[ROSTER]
     holder = roster.person(case.accepted_by) if case.accepted_by else None
 
@@ -106,10 +119,61 @@ def case_json(request: web.Request, case: Case, events: list[CaseEvent], pages: 
             }
             for p in pages
         ],
+        "tasks": [
+            {
+                "id": t.task,
+                "title": t.title,
+                "role": t.role,
+                "due_at": _iso(t.due_at),
+                "done_at": _iso(t.done_at),
+                "done_by": t.done_by,
+                "overdue": t.done_at is None and t.overdue_at is not None,
+            }
+            for t in tasks
+        ],
         "timeline": [
             {"type": e.type, "at": _iso(e.at), "actor": e.actor, "detail": e.detail} for e in events
         ],
     }
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except ValueError as exc:
+        raise InvalidJSON("body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise ValidationFailed([{"field": "(body)", "message": "must be a JSON object"}])
+    return body
+
+
+@routes.post("/v1/cases/{case_id}/tasks/{task}/done")
+async def task_done(request: web.Request) -> web.Response:
+    actor = require_token(request)
+    await complete_task(
+        request.app[DB],
+        request.match_info["case_id"],
+        request.match_info["task"],
+        actor,
+        request.app[CLOCK].now(),
+    )
+    request.app[ENGINE].kick()
+    return web.json_response(case_json(request, *await _load(request, request.match_info["case_id"])))
+
+
+@routes.post("/v1/cases/{case_id}/notes")
+async def post_note(request: web.Request) -> web.Response:
+    actor = require_token(request)
+    text = (await _json_body(request)).get("text")
+    if not isinstance(text, str) or not text.strip() or len(text) > 4000:
+        raise ValidationFailed([{"field": "text", "message": "required: 1 to 4000 characters"}])
+    await add_note(
+        request.app[DB], request.match_info["case_id"], text.strip(), actor, request.app[CLOCK].now()
+    )
+    request.app[ENGINE].kick()
+    return web.json_response(
+        case_json(request, *await _load(request, request.match_info["case_id"])), status=201
+    )
 
 
 @routes.get("/v1/cases")
@@ -144,8 +208,7 @@ async def list_cases(request: web.Request) -> web.Response:
 @routes.get("/v1/cases/{case_id}")
 async def get_case(request: web.Request) -> web.Response:
     require_token(request)
-    case, events, pages = await _load(request, request.match_info["case_id"])
-    return web.json_response(case_json(request, case, events, pages))
+    return web.json_response(case_json(request, *await _load(request, request.match_info["case_id"])))
 
 
 @routes.post("/v1/cases/{case_id}/resolve")

@@ -14,7 +14,7 @@ from responder.metrics import ACCEPTS
 from responder.oncall.roster import Roster
 from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.store.db import Database
-from responder.store.models import Case, Page
+from responder.store.models import Case, CaseTask, Page
 from responder.store.queries import (
     ACKNOWLEDGED,
     OPEN,
@@ -68,7 +68,10 @@ async def accept(
                         accepted_by=person_id,
                         accepted_at=now,
                         accepted_via=via,
-                        next_due_at=None,
+                        # Due now: the engine works out the first overdue-task or re-escalation time.
+                        next_due_at=now,
+                        last_activity_at=now,
+                        quiet_stage=0,
                     )
                 )
             )
@@ -171,3 +174,39 @@ async def resolve(
         )
         add_event(session, case.id, "case_resolved", actor, now, {"outcome": outcome, "note": note})
     return case
+
+
+async def complete_task(db: Database, case_id: str, task: str, actor: str, now: datetime) -> None:
+    """Tick an investigation task; counts as activity (resets the re-escalation clock)."""
+    async with db.transaction() as session:
+        case = await session.get(Case, case_id, with_for_update=True)
+        if case is None:
+            raise NotFound("case not found")
+        row = (
+            await session.execute(
+                select(CaseTask).where(col(CaseTask.case_id) == case_id, col(CaseTask.task) == task)
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound([{"field": "task", "message": f"no task {task!r} on this case"}])
+        if row.done_at is not None:
+            raise Conflict(f"task {task!r} was done at {row.done_at.isoformat()}")
+        row.done_at, row.done_by = now, actor
+        _touch(case, now)
+        add_event(session, case_id, "task_done", actor, now, {"task": task, "title": row.title})
+
+
+async def add_note(db: Database, case_id: str, text: str, actor: str, now: datetime) -> None:
+    """A note on the timeline; counts as activity."""
+    async with db.transaction() as session:
+        case = await session.get(Case, case_id, with_for_update=True)
+        if case is None:
+            raise NotFound("case not found")
+        _touch(case, now)
+        add_event(session, case_id, "note", actor, now, {"text": text})
+
+
+def _touch(case: Case, now: datetime) -> None:
+    case.last_activity_at, case.quiet_stage = now, 0
+    if case.status == ACKNOWLEDGED:
+        case.next_due_at = now  # the engine works out the next re-escalation time from here

@@ -32,6 +32,7 @@ class Plan:
     steps: tuple[Step, ...]
     exhausted_at_s: float
     every_s: float
+    time_scale: float = 1.0  # applies to task due times and re-escalation too
 
     @property
     def name(self) -> str:
@@ -81,4 +82,5 @@ def compile_plan(playbook: Playbook, time_scale: float = 1.0) -> Plan:
         steps=tuple(steps),
         exhausted_at_s=start_s * time_scale,
         every_s=playbook.paging.exhausted.every * time_scale,
+        time_scale=time_scale,
     )

@@ -17,6 +17,8 @@ from responder.yamlfile import YamlDoc, field_path, load_yaml, validate_doc
 
 RiskLevel = Literal["imminent", "high", "medium", "low"]
 Channel = Literal["sms", "voice"]
+# Who a notice goes to: whoever accepted the case, or the on-call people of a role.
+Reacting = Literal["holder", "investigator", "negotiator", "team_lead", "manager", "admin"]
 
 
 class _Strict(BaseModel):
@@ -101,13 +103,30 @@ class Paging(_Strict):
 
 
 class Task(_Strict):
+    """An investigation task due `due` after receipt; when overdue, `overdue_notify` is told by SMS
+    (`holder`: whoever accepted the case; or the on-call people of a role)."""
+
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    title: str
+    title: str = Field(min_length=1, max_length=200)
     due: DurationS
     role: Role = "investigator"
+    overdue_notify: tuple[Reacting, ...] = ("holder", "team_lead")
 
 
-Reacting = Literal["holder", "investigator", "negotiator", "team_lead", "manager", "admin"]
+class Reescalation(_Strict):
+    """An accepted case with no activity (task, note, outcome) for `quiet_for` nudges `nudge[0]`, then
+    after as long again `nudge[1]`, and so on, repeating the last one until there is activity."""
+
+    quiet_for: DurationS = 900.0
+    nudge: tuple[Reacting, ...] = ("holder", "team_lead")
+
+    @model_validator(mode="after")
+    def _sane(self) -> Reescalation:
+        if self.quiet_for <= 0:
+            raise ValueError("quiet_for must be more than 0s")
+        if not self.nudge:
+            raise ValueError("nudge needs at least one target")
+        return self
 
 
 class Reaction(_Strict):
@@ -145,6 +164,15 @@ class Playbook(_Strict):
     paging: Paging
     tasks: tuple[Task, ...] = ()
     reactions: Reactions = Reactions()
+    reescalate: Reescalation = Reescalation()
+
+    @model_validator(mode="after")
+    def _unique_tasks(self) -> Playbook:
+        ids = [t.id for t in self.tasks]
+        for index, task_id in enumerate(ids):
+            if ids.index(task_id) != index:
+                raise ValueError(f"task id {task_id!r} is used twice")
+        return self
 
     def where(self, *loc: str | int) -> str:
         """'file:line: field' for an error about this playbook (loaded from a file)."""

@@ -15,6 +15,7 @@ from responder.engine.decide import CaseView, Decision, next_actions, pull_forwa
 from responder.engine.plan import Plan
 from responder.engine.reactions import react
 from responder.engine.scheduler import Waker
+from responder.engine.work import apply_work
 from responder.logging import get_logger
 from responder.metrics import STEP_LATENESS
 from responder.oncall.roster import Roster
@@ -22,11 +23,22 @@ from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.paging.outbox import STALE_CLAIM_S, Outbox
 from responder.store.db import Database
 from responder.store.models import Case, Page
-from responder.store.queries import CLAIMED, OPEN, add_event, earliest_due, insert_pages, new_id, notice_row
+from responder.store.queries import (
+    ACKNOWLEDGED,
+    CLAIMED,
+    OPEN,
+    add_event,
+    earliest_due,
+    insert_pages,
+    new_id,
+    notice_row,
+)
 
 log = get_logger(__name__)
 
 DUE_BATCH = 200
+# Cases with due work: the paging chain while open, tasks and re-escalation once accepted.
+WORKING = (OPEN, ACKNOWLEDGED)
 # On shutdown, how long a tick in progress may take to finish before it is cancelled.
 STOP_GRACE_S = 5.0
 
@@ -115,7 +127,7 @@ class Engine:
                 (
                     await session.execute(
                         select(Case)
-                        .where(col(Case.status) == OPEN, col(Case.next_due_at) <= now)
+                        .where(col(Case.status).in_(WORKING), col(Case.next_due_at) <= now)
                         .order_by(col(Case.priority), col(Case.next_due_at))
                         .limit(DUE_BATCH)
                         .with_for_update(skip_locked=True)
@@ -125,6 +137,9 @@ class Engine:
                 .all()
             )
             for case in cases:
+                if case.status != OPEN:
+                    await apply_work(session, case, self.plans[case.playbook], self.roster, now)
+                    continue
                 if case.next_due_at is not None:
                     STEP_LATENESS.observe(max(0.0, (now - case.next_due_at).total_seconds()))
                 decision = next_actions(view_of(case), self.plans[case.playbook], self.roster, now)

@@ -14,16 +14,18 @@ from sqlmodel import col
 
 from responder.clock import Clock
 from responder.engine.playbook import Playbook
+from responder.engine.work import task_rows
 from responder.errors import NotFound
 from responder.intake.schema import Alert
 from responder.store.db import Database
-from responder.store.models import Case, CaseEvent, Delivery
+from responder.store.models import Case, CaseEvent, CaseTask, Delivery
 from responder.store.queries import INSERT_EVENT, add_event, event_row, new_id
 
 # Case references people type in SMS replies: no 0/O, 1/I/L, 2/Z, 5/S, 8/B look-alikes.
 REF_ALPHABET = "ACDEFHJKMNPRTUVWXY34679"
 REF_LENGTH = 5
 _INSERT_CASE = insert(Case)
+_INSERT_TASKS = insert(CaseTask)
 _RISK_PRIORITY = {"imminent": 0, "high": 2, "medium": 4, "low": 6}
 
 
@@ -70,9 +72,15 @@ class Intake:
     """Turns verified alerts into cases; the engine is kicked by the caller afterwards."""
 
     def __init__(
-        self, db: Database, playbooks: Sequence[Playbook], integration_ids: Mapping[str, int], clock: Clock
+        self,
+        db: Database,
+        playbooks: Sequence[Playbook],
+        integration_ids: Mapping[str, int],
+        clock: Clock,
+        time_scale: float = 1.0,
     ) -> None:
         self.db, self.playbooks, self.integration_ids, self.clock = db, playbooks, integration_ids, clock
+        self.time_scale = time_scale
 
     async def receive(
         self, integration: str, webhook_id: str, alert: Alert, raw: dict[str, Any]
@@ -103,6 +111,8 @@ class Intake:
                 case = self._build(integration, integration_id, alert, raw)
                 await conn.execute(_INSERT_CASE, [case.model_dump()])
                 await conn.execute(INSERT_EVENT, [self._received(integration, case, alert)])
+                if tasks := self._tasks(case):
+                    await conn.execute(_INSERT_TASKS, tasks)
             return IntakeResult(case.id, case.status, duplicate=False)
         except IntegrityError:
             async with self.db.sessions() as session:
@@ -152,7 +162,13 @@ class Intake:
         case = self._build(integration, integration_id, alert, raw)
         session.add(case)
         session.add(CaseEvent(**self._received(integration, case, alert)))
+        for row in self._tasks(case):
+            session.add(CaseTask(**row))
         return case
+
+    def _tasks(self, case: Case) -> list[dict[str, Any]]:
+        playbook = next(p for p in self.playbooks if p.name == case.playbook)
+        return task_rows(case.id, playbook, case.received_at, self.time_scale)
 
     async def _follow_up(
         self, integration: str, integration_id: int, webhook_id: str, alert: Alert, raw: dict[str, Any]

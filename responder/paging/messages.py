@@ -66,6 +66,9 @@ _SMS_LINES = {
         "new_location": "RESPONDER case {ref}: new location information arrived. Check the case.",
         "retract": "RESPONDER case {ref}: the platform asks for a review. Paging goes on until someone "
         "decides.",
+        "task_overdue": "RESPONDER case {ref}: task overdue: {task}.",
+        "quiet": "RESPONDER case {ref}: no activity recorded for a while. Record progress or hand the case "
+        "on.",
     },
     "fr": {
         "accepted": "Le dossier {ref} est à vous. Les autres personnes alertées sont prévenues.",
@@ -87,6 +90,9 @@ _SMS_LINES = {
         "dossier.",
         "retract": "RESPONDER dossier {ref} : la plateforme demande une revue. Les alertes continuent "
         "jusqu'à une décision.",
+        "task_overdue": "RESPONDER dossier {ref} : tâche en retard : {task}.",
+        "quiet": "RESPONDER dossier {ref} : aucune activité depuis un moment. Notez l'avancement ou "
+        "passez le dossier.",
     },
 }
 VOICE_LANGUAGES = {"en": "en-US", "fr": "fr-FR"}
@@ -121,9 +127,11 @@ def voice_line(key: str, lang: str, ref: str, holder: str = "") -> str:
     return _VOICE_LINES[lang][key].format(spelled=spell(ref), holder=holder)
 
 
-def sms_line(key: str, facts: PageFacts | None = None, *, lang: str = "en", holder: str = "") -> str:
+def sms_line(
+    key: str, facts: PageFacts | None = None, *, lang: str = "en", holder: str = "", task: str = ""
+) -> str:
     """A short SMS (a reply or a notice) in the reader's language."""
     ref = facts.ref if facts else ""
     risk = _risk(facts, lang) if facts else ""
     region = (facts.region or "unknown") if facts else ""
-    return _SMS_LINES[lang][key].format(ref=ref, holder=holder, risk=risk, region=region)
+    return _SMS_LINES[lang][key].format(ref=ref, holder=holder, risk=risk, region=region, task=task)

@@ -275,6 +275,16 @@ class Phone:
         call.consumed = True
         return call
 
+    async def expect_no_sms(self, contains: str, timeout_s: float) -> None:
+        """Assert that no unread SMS containing ``contains`` arrives within ``timeout_s``."""
+        wanted = contains.casefold()
+        message = await self._changes.wait_for(
+            lambda: next((m for m in self.messages if not m.consumed and wanted in m.body.casefold()), None),
+            timeout_s,
+        )
+        if message is not None:
+            raise AssertionError(f"{self.number} got {message.body!r} within {timeout_s}s")
+
     async def expect_no_call(self, timeout_s: float) -> None:
         """Assert that no new call rings this phone for ``timeout_s`` (a quiet phone is the point)."""
         call = await self._changes.wait_for(

@@ -72,6 +72,25 @@ class Case(SQLModel, table=True):
     resolved_by: str | None = Field(default=None, max_length=64)
     outcome: str | None = Field(default=None, max_length=40)
     outcome_note: str | None = Field(default=None, max_length=2000)
+    # Case work (a task done, a note, the accept itself) resets the re-escalation clock.
+    last_activity_at: datetime | None = _utc(default=None, nullable=True)
+    quiet_stage: int = 0  # how many re-escalation nudges went out since the last activity
+
+
+class CaseTask(SQLModel, table=True):
+    """An investigation task from the playbook, due at an offset from receipt."""
+
+    __tablename__ = "case_task"
+    __table_args__ = (UniqueConstraint("case_id", "task", name="uq_case_task"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    task: str = Field(max_length=64)
+    title: str = Field(max_length=200)
+    role: str = Field(max_length=16)
+    due_at: datetime = _utc()
+    done_at: datetime | None = _utc(default=None, nullable=True)
+    done_by: str | None = Field(default=None, max_length=80)
+    overdue_at: datetime | None = _utc(default=None, nullable=True)  # when its overdue notice went out
 
 
 class CaseEvent(SQLModel, table=True):

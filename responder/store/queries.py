@@ -84,7 +84,9 @@ async def insert_pages(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
 async def earliest_due(session: AsyncSession) -> datetime | None:
     """The next moment the engine has work: a case step or an outbox retry."""
     case_due = (
-        await session.execute(select(func.min(col(Case.next_due_at))).where(col(Case.status) == OPEN))
+        await session.execute(
+            select(func.min(col(Case.next_due_at))).where(col(Case.status).in_((OPEN, ACKNOWLEDGED)))
+        )
     ).scalar()
     page_due = (
         await session.execute(select(func.min(col(Page.not_before))).where(col(Page.status).in_([PENDING])))

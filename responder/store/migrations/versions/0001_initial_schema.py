@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 15:23:23.445231
+Create Date: 2026-11-28 16:26:52.965130
 """
 
 import sqlalchemy as sa
@@ -65,6 +65,8 @@ def upgrade() -> None:
         sa.Column("resolved_by", sa.String(length=64), nullable=True),
         sa.Column("outcome", sa.String(length=40), nullable=True),
         sa.Column("outcome_note", sa.String(length=2000), nullable=True),
+        sa.Column("last_activity_at", responder.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("quiet_stage", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["accepted_by"],
             ["person.id"],
@@ -96,6 +98,27 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("case_event", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_case_event_case_id"), ["case_id"], unique=False)
+
+    op.create_table(
+        "case_task",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("case_id", sa.String(length=36), nullable=False),
+        sa.Column("task", sa.String(length=64), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("due_at", responder.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("done_at", responder.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("done_by", sa.String(length=80), nullable=True),
+        sa.Column("overdue_at", responder.store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["case_id"],
+            ["case.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("case_id", "task", name="uq_case_task"),
+    )
+    with op.batch_alter_table("case_task", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_case_task_case_id"), ["case_id"], unique=False)
 
     op.create_table(
         "delivery",
@@ -163,6 +186,10 @@ def downgrade() -> None:
 
     op.drop_table("page")
     op.drop_table("delivery")
+    with op.batch_alter_table("case_task", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_case_task_case_id"))
+
+    op.drop_table("case_task")
     with op.batch_alter_table("case_event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_case_event_case_id"))
 

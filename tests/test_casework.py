@@ -1,0 +1,110 @@
+"""After the accept: investigation tasks with due times, overdue notices, and re-escalation of a
+case with no activity (PRODUCT.md §3), through the real service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import aiohttp
+import pytest
+
+from responder.simulator import PhoneSimulator
+from tests.harness import API_TOKEN, Service, new_alert_id, sample, start_service, stop_service
+
+# 1/500 speed: triage (+2m) is due 0.24 s after the alert, re-escalation (15m quiet) 1.8 s after the
+# last activity.
+SCALE = 0.002
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture
+async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
+    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE=str(SCALE))
+    yield running
+    await stop_service(running)
+
+
+async def accepted_case(service: Service) -> str:
+    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    ana = service.phone_of("ana")
+    await ana.expect_sms(contains="ACK")
+    await ana.send_sms("ACK")
+    case_id: str = body["case_id"]
+    return case_id
+
+
+async def test_tasks_come_from_the_playbook_with_due_times(service: Service) -> None:
+    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    case = await service.case(body["case_id"])
+    received = datetime.fromisoformat(case["received_at"])
+    due = {
+        t["id"]: (datetime.fromisoformat(t["due_at"]) - received).total_seconds() / SCALE
+        for t in case["tasks"]
+    }
+    assert due == pytest.approx(
+        {
+            "triage": 120,
+            "identify": 600,
+            "disclosure-request": 600,
+            "locate": 900,
+            "jurisdiction": 1200,
+            "dispatch": 1800,
+            "contact-confirmed": 2700,
+            "follow-up": 86400,
+        }
+    )
+
+
+async def test_an_overdue_task_tells_the_holder_and_the_team_lead(service: Service) -> None:
+    case_id = await accepted_case(service)
+    await service.phone_of("ana").expect_sms(contains="tâche en retard : Triage the alert")
+    await service.phone_of("tom").expect_sms(contains="task overdue: Triage the alert")
+    case = await service.case(case_id)
+    triage = next(t for t in case["tasks"] if t["id"] == "triage")
+    assert triage["overdue"] is True and triage["done_at"] is None
+
+
+async def test_ticking_tasks_and_notes(service: Service) -> None:
+    case_id = await accepted_case(service)
+    url = f"{service.url}/v1/cases/{case_id}"
+    async with service.http.post(f"{url}/tasks/locate/done", headers=AUTH) as response:
+        assert response.status == 200
+        locate = next(t for t in (await response.json())["tasks"] if t["id"] == "locate")
+        assert locate["done_at"] and locate["done_by"] == "api"
+    async with service.http.post(f"{url}/tasks/locate/done", headers=AUTH) as response:
+        assert response.status == 409
+    async with service.http.post(f"{url}/tasks/teleport/done", headers=AUTH) as response:
+        assert response.status == 404 and (await response.json())["detail"][0]["field"] == "task"
+    async with service.http.post(
+        f"{url}/notes", json={"text": "Called the platform"}, headers=AUTH
+    ) as response:
+        assert response.status == 201
+        timeline = (await response.json())["timeline"]
+        assert timeline[-1]["type"] == "note" and timeline[-1]["detail"]["text"] == "Called the platform"
+    async with service.http.post(f"{url}/notes", json={"text": " "}, headers=AUTH) as response:
+        assert response.status == 422
+
+
+async def test_a_quiet_case_nudges_the_holder_then_the_team_lead(service: Service) -> None:
+    case_id = await accepted_case(service)
+    ana, tom = service.phone_of("ana"), service.phone_of("tom")
+    await ana.expect_sms(contains="aucune activité", timeout_s=5)  # after 15m (1.8 s) of silence
+    await tom.expect_sms(contains="no activity", timeout_s=5)  # after as long again
+    case = await service.case(case_id)
+    quiet = [e for e in case["timeline"] if e["type"] == "case_quiet"]
+    assert [e["detail"]["stage"] for e in quiet][:2] == [1, 2]
+
+
+async def test_activity_resets_the_quiet_clock(service: Service) -> None:
+    case_id = await accepted_case(service)
+    for _ in range(3):  # a note every half of the quiet time keeps the case from being nudged
+        await service.phone_of("ana").expect_no_sms("aucune activité", timeout_s=0.9)
+        async with service.http.post(
+            f"{service.url}/v1/cases/{case_id}/notes", json={"text": "still working"}, headers=AUTH
+        ) as response:
+            assert response.status == 201
+    case = await service.case(case_id)
+    assert "case_quiet" not in [e["type"] for e in case["timeline"]]
