@@ -82,8 +82,8 @@ async def test_ticking_tasks_and_notes(service: Service) -> None:
         f"{url}/notes", json={"text": "Called the platform"}, headers=AUTH
     ) as response:
         assert response.status == 201
-        timeline = (await response.json())["timeline"]
-        assert timeline[-1]["type"] == "note" and timeline[-1]["detail"]["text"] == "Called the platform"
+        notes = [e for e in (await response.json())["timeline"] if e["type"] == "note"]
+        assert [(e["detail"]["text"], e["actor"]) for e in notes] == [("Called the platform", "api")]
     async with service.http.post(f"{url}/notes", json={"text": " "}, headers=AUTH) as response:
         assert response.status == 422
 

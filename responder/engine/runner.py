@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -105,10 +106,13 @@ class Engine:
         try:
             while not self._stopped:
                 self._again = False
-                while await self._run_due() == DUE_BATCH:
-                    pass
-                if self.outbox is not None:
-                    await self.outbox.flush()
+                # Send after every batch of due steps: the first pages must not wait for the last steps.
+                while True:
+                    handled = await self._run_due()
+                    if self.outbox is not None:
+                        await self.outbox.flush()
+                    if handled < DUE_BATCH:
+                        break
                 await self._reschedule()
                 # A kick that came in while we were awaiting anything above set _again: go round.
                 if not self._again:
@@ -136,6 +140,7 @@ class Engine:
                 .scalars()
                 .all()
             )
+            rows: list[dict[str, Any]] = []
             for case in cases:
                 if case.status != OPEN:
                     await apply_work(session, case, self.plans[case.playbook], self.roster, now)
@@ -143,14 +148,24 @@ class Engine:
                 if case.next_due_at is not None:
                     STEP_LATENESS.observe(max(0.0, (now - case.next_due_at).total_seconds()))
                 decision = next_actions(view_of(case), self.plans[case.playbook], self.roster, now)
-                await self._apply(session, case, decision)
+                rows += self._apply(session, case, decision, now)
+            # One insert for the whole batch (a statement per case cost more than the decisions).
+            await insert_pages(session, rows)
         return len(cases)
 
-    async def _apply(self, session: AsyncSession, case: Case, decision: Decision) -> None:
-        now = self.clock.now()
+    def _apply(
+        self, session: AsyncSession, case: Case, decision: Decision, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Record the decision on the case and its timeline; returns the page rows to insert."""
         for event in decision.events:
             add_event(session, case.id, event.type, "engine", now, event.detail)
-        rows = [
+        case.next_step, case.next_due_at, case.skew_s = (
+            decision.next_step,
+            decision.next_due_at,
+            decision.skew_s,
+        )
+        log.info("steps_fired", case_id=case.id, pages=len(decision.pages), next_step=decision.next_step)
+        return [
             {
                 "id": new_id(),
                 "case_id": case.id,
@@ -167,13 +182,6 @@ class Engine:
             }
             for p in decision.pages
         ]
-        await insert_pages(session, rows)
-        case.next_step, case.next_due_at, case.skew_s = (
-            decision.next_step,
-            decision.next_due_at,
-            decision.skew_s,
-        )
-        log.info("steps_fired", case_id=case.id, pages=len(rows), next_step=decision.next_step)
 
     async def _reschedule(self) -> None:
         async with self.db.transaction() as session:
