@@ -26,10 +26,9 @@ from responder.store.db import Database
 from responder.store.models import Case, Page
 from responder.store.queries import (
     ACKNOWLEDGED,
-    CLAIMED,
     OPEN,
     add_event,
-    earliest_due,
+    due_times,
     insert_pages,
     new_id,
     notice_row,
@@ -84,6 +83,8 @@ class Engine:
         """Let a running tick finish its transaction (cancelling one mid-way strands its connection)."""
         self._stopped = True
         self.waker.shutdown()
+        if self.outbox is not None:
+            await self.outbox.stop(STOP_GRACE_S)
         _, late = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S) if self._tasks else (set(), set())
         for task in late:
             task.cancel()
@@ -106,11 +107,12 @@ class Engine:
         try:
             while not self._stopped:
                 self._again = False
-                # Send after every batch of due steps: the first pages must not wait for the last steps.
+                # The outbox sends in the background from the first batch on: the first pages must
+                # not wait for the last steps to be decided, nor those for Twilio.
                 while True:
                     handled = await self._run_due()
                     if self.outbox is not None:
-                        await self.outbox.flush()
+                        self.outbox.kick()
                     if handled < DUE_BATCH:
                         break
                 await self._reschedule()
@@ -184,21 +186,20 @@ class Engine:
         ]
 
     async def _reschedule(self) -> None:
+        """Set the next wake-up from the database; pages due now go to the outbox, not to the timer."""
         async with self.db.transaction() as session:
-            when = await earliest_due(session)
-            oldest_claim = (
-                await session.execute(
-                    select(col(Page.claimed_at))
-                    .where(col(Page.status) == CLAIMED)
-                    .order_by(col(Page.claimed_at))
-                    .limit(1)
-                )
-            ).scalar()
+            case_due, page_due, oldest_claim = await due_times(session)
+        now, candidates = self.clock.now(), [case_due]
+        if page_due is not None and page_due <= now and self.outbox is not None:
+            self.outbox.kick()
+        elif page_due is not None:
+            candidates.append(page_due)  # a retry after backoff
         if oldest_claim is not None:
             stale_at = oldest_claim + timedelta(seconds=STALE_CLAIM_S)
-            if stale_at <= self.clock.now() and self.outbox is not None and await self.outbox.reclaim_stale():
-                self._again = True
-            when = stale_at if when is None else min(when, stale_at)
+            if stale_at <= now and self.outbox is not None and await self.outbox.reclaim_stale():
+                self.outbox.kick()
+            candidates.append(max(stale_at, now + timedelta(seconds=1)))
+        when = min((t for t in candidates if t is not None), default=None)
         if when is not None:
             self.waker.wake_at(when)
 

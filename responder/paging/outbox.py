@@ -84,6 +84,41 @@ class Outbox:
         self.db, self.gateway, self.roster, self.links = db, gateway, roster, links
         self.public_url, self.clock, self.on_failure = public_url, clock, on_failure
         self._limit = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._running = self._again = self._stopped = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def kick(self) -> None:
+        """Send what is due, in the background: deciding more due steps need not wait for Twilio."""
+        if self._stopped:
+            return
+        if self._running:
+            self._again = True
+            return
+        task = asyncio.create_task(self._drain())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        self._running = True
+        try:
+            while not self._stopped:
+                self._again = False
+                await self.flush()
+                if not self._again:
+                    break
+        except Exception:
+            log.exception("outbox_flush_failed")  # the rows stay pending; the next kick or sweep sends them
+        finally:
+            self._running = False
+
+    async def stop(self, grace_s: float) -> None:
+        """Let sends in flight finish (their results must be recorded), then stop."""
+        self._stopped = True
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def flush(self) -> None:
         """Claim what is due, send it concurrently, record every answer in one transaction."""

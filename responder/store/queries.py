@@ -81,15 +81,17 @@ async def insert_pages(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     return rowcount(await session.execute(statement))
 
 
-async def earliest_due(session: AsyncSession) -> datetime | None:
-    """The next moment the engine has work: a case step or an outbox retry."""
+async def due_times(session: AsyncSession) -> tuple[datetime | None, datetime | None, datetime | None]:
+    """When work is next due: a case step, a page to send (or retry), and the oldest claimed page."""
     case_due = (
         await session.execute(
             select(func.min(col(Case.next_due_at))).where(col(Case.status).in_((OPEN, ACKNOWLEDGED)))
         )
     ).scalar()
     page_due = (
-        await session.execute(select(func.min(col(Page.not_before))).where(col(Page.status).in_([PENDING])))
+        await session.execute(select(func.min(col(Page.not_before))).where(col(Page.status) == PENDING))
     ).scalar()
-    candidates = [t for t in (case_due, page_due) if t is not None]
-    return min(candidates) if candidates else None
+    oldest_claim = (
+        await session.execute(select(func.min(col(Page.claimed_at))).where(col(Page.status) == CLAIMED))
+    ).scalar()
+    return case_due, page_due, oldest_claim
