@@ -85,7 +85,14 @@ def field_path(loc: Sequence[str | int]) -> str:
 def validation_problems(doc: YamlDoc, exc: ValidationError, prefix: PathKey = ()) -> list[str]:
     """One 'file:line: field: message' line per pydantic error."""
     problems = []
-    for error in exc.errors():
+    errors = exc.errors()
+    failed_items = {tuple(e["loc"][:-1]) for e in errors if e["loc"] and isinstance(e["loc"][-1], int)}
+    failed_items |= {
+        tuple(e["loc"][:i]) for e in errors for i, p in enumerate(e["loc"]) if isinstance(p, int)
+    }
+    for error in errors:
+        if error["type"] == "too_short" and tuple(error["loc"]) in failed_items:
+            continue  # "at least 1 item after validation": the bad item is reported already
         loc = [*prefix, *(part for part in error["loc"] if not _is_union_tag(part))]
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{doc.filename}:{doc.line_of(loc)}: {field_path(loc)}: {message}")
