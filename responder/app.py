@@ -8,6 +8,7 @@ from datetime import datetime
 
 from aiohttp import web
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
 from responder.api import alerts, cases, health, links, twilio_hooks
@@ -109,26 +110,32 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _sync_roster(db: Database, settings: Settings, now: datetime) -> dict[str, int]:
-    """Mirror integrations and people from the config file into their tables."""
+    """Mirror integrations and people from the config file into their tables.
+
+    Upserts, so replicas starting at the same moment on one PostgreSQL database do not collide.
+    """
+    insert = postgresql.insert if not db.is_sqlite else sqlite.insert
+    people = [
+        {
+            "id": p.id,
+            "name": p.name,
+            "phone": p.phone,
+            "languages": list(p.languages),
+            "roles": list(p.roles),
+            "regions": list(p.regions),
+            "active": p.active,
+            "updated_at": now,
+        }
+        for p in settings.config.people
+    ]
     async with db.transaction() as session:
-        for integration in settings.config.integrations:
-            found = (
-                await session.execute(select(Integration).where(col(Integration.name) == integration.name))
-            ).scalar_one_or_none()
-            if found is None:
-                session.add(Integration(name=integration.name, created_at=now))
-        for person in settings.config.people:
-            row = await session.get(Person, person.id) or Person(
-                id=person.id, name=person.name, phone=person.phone
-            )
-            row.name, row.phone, row.active, row.updated_at = person.name, person.phone, person.active, now
-            row.languages, row.roles, row.regions = (
-                list(person.languages),
-                list(person.roles),
-                list(person.regions),
-            )
-            session.add(row)
-        await session.flush()
+        names = [{"name": i.name, "created_at": now} for i in settings.config.integrations]
+        await session.execute(
+            insert(Integration).values(names).on_conflict_do_nothing(index_elements=["name"])
+        )
+        upsert = insert(Person).values(people)
+        changed = {column: upsert.excluded[column] for column in people[0] if column != "id"}
+        await session.execute(upsert.on_conflict_do_update(index_elements=["id"], set_=changed))
         if db.is_sqlite:
             # One process owns a SQLite file: whatever it had claimed before a crash was in flight.
             await session.execute(update(Page).where(col(Page.status) == CLAIMED).values(status=PENDING))

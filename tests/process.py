@@ -74,7 +74,11 @@ class ServiceProcess:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
-        await asyncio.wait_for(self._until_listening(), STARTUP_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(self._until_listening(), STARTUP_TIMEOUT_S)
+        except BaseException:
+            await self.stop()  # never leave a half-started service behind
+            raise
 
     async def _until_listening(self) -> None:
         assert self.process is not None and self.process.stderr is not None

@@ -62,10 +62,12 @@ async def replicas(
     first.public_url = second.public_url = proxy.url
     await first.run("db", "upgrade")
     await proxy.start()
-    await asyncio.gather(first.start(), second.start())
-    yield proxy, [first, second]
-    await asyncio.gather(first.stop(), second.stop())
-    await proxy.stop()
+    try:
+        await asyncio.gather(first.start(), second.start())  # at the same moment, as replicas do
+        yield proxy, [first, second]
+    finally:
+        await asyncio.gather(first.stop(), second.stop())
+        await proxy.stop()
 
 
 async def post(http: aiohttp.ClientSession, url: str) -> str:
