@@ -150,7 +150,16 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     gateway = TwilioGateway(
         env.twilio_account_sid, env.twilio_auth_token, env.twilio_from, env.twilio_api_base
     )
-    outbox = Outbox(app[DB], gateway, app[ROSTER], app[LINKS], env.public_url, app[CLOCK], engine.fail_over)
+    outbox = Outbox(
+        app[DB],
+        gateway,
+        app[ROSTER],
+        app[LINKS],
+        env.public_url,
+        app[CLOCK],
+        engine.fail_over,
+        engine.wake_at,
+    )
     app[ENGINE] = engine
     engine.start(outbox)
     log.info("service_started", playbooks=sorted(plans), time_scale=env.time_scale)

@@ -68,7 +68,10 @@ class Engine:
     ) -> None:
         self.db, self.plans, self.roster, self.clock = db, plans, roster, clock
         self.outbox: Outbox | None = None
-        self.waker = Waker(self.kick, sweep_interval_s)
+        self.waker = Waker(self.kick, sweep_interval_s, sweep=self.sweep)
+        # Due times learnt while working; the database is read in full only at start and on sweeps.
+        self._hints: list[datetime] = []
+        self._full = True
         self._running = False
         self._again = False
         self._stopped = False
@@ -89,6 +92,21 @@ class Engine:
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
+
+    def note_due(self, when: datetime | None) -> None:
+        """A tick learnt that work is due at `when`; the wake-up is set once the tick ends."""
+        if when is not None:
+            self._hints.append(when)
+
+    def wake_at(self, when: datetime) -> None:
+        """Work outside a tick became due at `when` (an outbox retry): wake up for it."""
+        if not self._stopped:
+            self.waker.wake_at(when)
+
+    def sweep(self) -> None:
+        """The safety sweep: re-read every due time from the database (other replicas, stale claims)."""
+        self._full = True
+        self.kick()
 
     def kick(self) -> None:
         """Run a tick soon, without waiting for it."""
@@ -115,12 +133,18 @@ class Engine:
                         self.outbox.kick()
                     if handled < DUE_BATCH:
                         break
-                await self._reschedule()
+                if self._full:
+                    self._full = False
+                    await self._reschedule()
+                elif self._hints:
+                    self.waker.wake_at(min(self._hints))
+                    self._hints.clear()
                 # A kick that came in while we were awaiting anything above set _again: go round.
                 if not self._again:
                     break
         except Exception:
             log.exception("engine_tick_failed")
+            self._full = True  # read everything again on the retry
             if not self._stopped:
                 self.waker.wake_at(self.clock.now() + timedelta(seconds=1))
         finally:
@@ -146,11 +170,13 @@ class Engine:
             for case in cases:
                 if case.status != OPEN:
                     await apply_work(session, case, self.plans[case.playbook], self.roster, now)
+                    self.note_due(case.next_due_at)
                     continue
                 if case.next_due_at is not None:
                     STEP_LATENESS.observe(max(0.0, (now - case.next_due_at).total_seconds()))
                 decision = next_actions(view_of(case), self.plans[case.playbook], self.roster, now)
                 rows += self._apply(session, case, decision, now)
+                self.note_due(decision.next_due_at)
             # One insert for the whole batch (a statement per case cost more than the decisions).
             await insert_pages(session, rows)
         return len(cases)
@@ -191,7 +217,7 @@ class Engine:
             case_due, page_due, oldest_claim = await due_times(session)
         now, candidates = self.clock.now(), [case_due]
         if page_due is not None and page_due <= now and self.outbox is not None:
-            self.outbox.kick()
+            self.outbox.kick()  # pages left from before a restart, or from another replica
         elif page_due is not None:
             candidates.append(page_due)  # a retry after backoff
         if oldest_claim is not None:

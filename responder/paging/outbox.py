@@ -80,9 +80,10 @@ class Outbox:
         public_url: str,
         clock: Clock,
         on_failure: FailureHook,
+        on_retry: Callable[[datetime], None] = lambda _: None,
     ) -> None:
         self.db, self.gateway, self.roster, self.links = db, gateway, roster, links
-        self.public_url, self.clock, self.on_failure = public_url, clock, on_failure
+        self.public_url, self.clock, self.on_failure, self.on_retry = public_url, clock, on_failure, on_retry
         self._limit = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._running = self._again = self._stopped = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -210,6 +211,8 @@ class Outbox:
                         events.append(event)
                         if event["type"] == "page_failed" and claimed.purpose == "page":
                             given_up.append(claimed)
+                        elif event["type"] == "page_retry":
+                            self.on_retry(datetime.fromisoformat(event["detail"]["retry_at"]))
             if events:
                 await conn.execute(insert(CaseEvent), events)
         return given_up
@@ -256,11 +259,13 @@ async def _mark_failed(
         code=exc.code,
         retry=retry,
     )
-    detail = {
+    detail: dict[str, Any] = {
         "page": claimed.page_id,
         "person": claimed.person_id,
         "channel": claimed.channel,
         "error_code": exc.code,
         "reason": exc.reason[:200],
     }
+    if retry:
+        detail["retry_at"] = (now + timedelta(seconds=delay_s)).isoformat()
     return event_row(claimed.case_id, "page_retry" if retry else "page_failed", "system", now, detail)

@@ -82,16 +82,16 @@ async def insert_pages(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
 
 
 async def due_times(session: AsyncSession) -> tuple[datetime | None, datetime | None, datetime | None]:
-    """When work is next due: a case step, a page to send (or retry), and the oldest claimed page."""
-    case_due = (
+    """When work is next due: a case step, a page to send (or retry), and the oldest claimed page.
+
+    One round trip: this runs after every engine tick.
+    """
+    case_due = select(func.min(col(Case.next_due_at))).where(col(Case.status).in_((OPEN, ACKNOWLEDGED)))
+    page_due = select(func.min(col(Page.not_before))).where(col(Page.status) == PENDING)
+    oldest_claim = select(func.min(col(Page.claimed_at))).where(col(Page.status) == CLAIMED)
+    row = (
         await session.execute(
-            select(func.min(col(Case.next_due_at))).where(col(Case.status).in_((OPEN, ACKNOWLEDGED)))
+            select(case_due.scalar_subquery(), page_due.scalar_subquery(), oldest_claim.scalar_subquery())
         )
-    ).scalar()
-    page_due = (
-        await session.execute(select(func.min(col(Page.not_before))).where(col(Page.status) == PENDING))
-    ).scalar()
-    oldest_claim = (
-        await session.execute(select(func.min(col(Page.claimed_at))).where(col(Page.status) == CLAIMED))
-    ).scalar()
-    return case_due, page_due, oldest_claim
+    ).one()
+    return row[0], row[1], row[2]
