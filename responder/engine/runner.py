@@ -69,7 +69,8 @@ class Engine:
         self.db, self.plans, self.roster, self.clock = db, plans, roster, clock
         self.outbox: Outbox | None = None
         self.waker = Waker(self.kick, sweep_interval_s, sweep=self.sweep)
-        # Due times learnt while working; the database is read in full only at start and on sweeps.
+        # Due times learnt while working. The database is read in full at start, when a timer fires
+        # and on sweeps; a kick (an alert, a callback) only adds what its own tick learnt.
         self._hints: list[datetime] = []
         self._full = True
         self._running = False

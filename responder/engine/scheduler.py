@@ -73,7 +73,7 @@ class Waker:
         self._armed = None
         if self._times:
             self._arm(self._times[0])
-        self._callback()
+        self._sweep_callback()  # a due time came: re-read the next ones from the database too
 
     async def _sweep(self) -> None:
         self._sweep_callback()
