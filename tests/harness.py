@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,3 +151,22 @@ async def stop_service(service: Service) -> None:
 
 def new_alert_id() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@asynccontextmanager
+async def patient_phones() -> AsyncIterator[PhoneSimulator]:
+    """Phones that hold an unanswered call menu for its real timeout (6 s a play): only the
+    playbook's clock moves the chain (a quick "no key" would rightly move it on at once)."""
+    simulator = PhoneSimulator(
+        ACCOUNT_SID,
+        AUTH_TOKEN,
+        "http://127.0.0.1:9/",
+        [SERVICE_NUMBER],
+        callback_delay_s=0.01,
+        time_scale=1.0,
+    )
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 from responder.simulator import Behaviour, PhoneSimulator
-from tests.harness import ACCOUNT_SID, AUTH_TOKEN, SERVICE_NUMBER, Service, new_alert_id, sample
+from tests.harness import Service, new_alert_id, patient_phones, sample
 
 SCALE = 0.01  # tests/harness.py runs the service at 1/100 speed: a playbook minute is 0.6 s
 # Late by at most this much (event loop, database, HTTP to the simulator); never early.
@@ -17,19 +17,8 @@ LATE_MAX_S = 0.5
 
 @pytest.fixture
 async def sim() -> AsyncIterator[PhoneSimulator]:
-    """Phones that answer and then hold the line as long as a person would: no key, no hang-up
-    before the menu's real timeout (6 s per prompt), so only the playbook's clock moves the chain."""
-    simulator = PhoneSimulator(
-        ACCOUNT_SID,
-        AUTH_TOKEN,
-        "http://127.0.0.1:9/",
-        [SERVICE_NUMBER],
-        callback_delay_s=0.01,
-        time_scale=1.0,
-    )
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
+    async with patient_phones() as simulator:
+        yield simulator
 
 
 async def test_with_no_accept_the_chain_escalates_on_time(service: Service) -> None:

@@ -16,15 +16,7 @@ import pytest
 
 from responder.simulator import PhoneSimulator
 from responder.tools import signed_headers
-from tests.harness import (
-    ACCOUNT_SID,
-    API_TOKEN,
-    AUTH_TOKEN,
-    SERVICE_NUMBER,
-    SOCIAL_SECRET,
-    new_alert_id,
-    sample,
-)
+from tests.harness import API_TOKEN, SOCIAL_SECRET, new_alert_id, patient_phones, sample
 from tests.process import ServiceProcess
 from tests.proxy import RoundRobinProxy
 
@@ -35,19 +27,8 @@ ENV = {"RESPONDER_TIME_SCALE": "0.02", "RESPONDER_SWEEP_INTERVAL_S": "0.5"}
 
 @pytest.fixture
 async def sim() -> AsyncIterator[PhoneSimulator]:
-    """Phones that hold an unanswered menu for its real timeout: only the playbook's clock moves the
-    chain here (a quick "no key" would rightly move it on at once and page people again early)."""
-    simulator = PhoneSimulator(
-        ACCOUNT_SID,
-        AUTH_TOKEN,
-        "http://127.0.0.1:9/",
-        [SERVICE_NUMBER],
-        callback_delay_s=0.01,
-        time_scale=1.0,
-    )
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
+    async with patient_phones() as simulator:
+        yield simulator
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from responder.paging.messages import (
 )
 from responder.paging.replies import parse_reply
 from responder.paging.status import is_machine
+from responder.store.models import Case, Page
 
 log = get_logger(__name__)
 routes = web.RouteTableDef()
@@ -67,15 +68,23 @@ def _not_open(request: web.Request, facts: PageFacts, lang: str, status: str, ho
     return twiml.say_and_hang_up(voice_line(key, lang, facts.ref, name), VOICE_LANGUAGES[lang])
 
 
+async def _call_page(request: web.Request) -> tuple[Page, Case, str] | None:
+    """The page a call is about, its case, and the callee's language (None for an unknown page)."""
+    found = await inbound.load_page(request.app[DB], request.match_info["page_id"])
+    if found is None:
+        return None
+    page, case = found
+    person = request.app[ROSTER].person(page.person_id)
+    return page, case, language_of(person.languages if person else ())
+
+
 @routes.post("/twilio/voice/{page_id}")
 async def voice_menu(request: web.Request) -> web.Response:
     form = await verified_form(request)
-    found = await inbound.load_page(request.app[DB], request.match_info["page_id"])
+    found = await _call_page(request)
     if found is None:
         return _xml(twiml.say_and_hang_up("Goodbye.", "en-US"))
-    page, case = found
-    person = request.app[ROSTER].person(page.person_id)
-    lang = language_of(person.languages if person else ())
+    page, case, lang = found
     facts, voice_lang, now = (
         PageFacts(case.ref, case.risk_level, case.region),
         VOICE_LANGUAGES[lang],
@@ -109,12 +118,10 @@ def _menu(request: web.Request, page_id: str, facts: PageFacts, lang: str, plays
 @routes.post("/twilio/voice/{page_id}/key")
 async def voice_key(request: web.Request) -> web.Response:
     form = await verified_form(request)
-    found = await inbound.load_page(request.app[DB], request.match_info["page_id"])
+    found = await _call_page(request)
     if found is None:
         return _xml(twiml.say_and_hang_up("Goodbye.", "en-US"))
-    page, case = found
-    person = request.app[ROSTER].person(page.person_id)
-    lang = language_of(person.languages if person else ())
+    page, case, lang = found
     facts, voice_lang = PageFacts(case.ref, case.risk_level, case.region), VOICE_LANGUAGES[lang]
     digits, now = form.get("Digits", ""), request.app[CLOCK].now()
     if digits == "1":
