@@ -160,6 +160,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         engine.fail_over,
         engine.wake_at,
     )
+    engine.integration_names = {number: name for name, number in app[INTAKE].integration_ids.items()}
     app[ENGINE] = engine
     engine.start(outbox)
     log.info("service_started", playbooks=sorted(plans), time_scale=env.time_scale)

@@ -58,7 +58,7 @@ def explain_playbook(path: str, alert_path: str | None, region: str | None, acce
     from responder.durations import parse_duration_s
     from responder.engine.explain import Scenario, explain
     from responder.engine.plan import compile_plan
-    from responder.engine.playbook import Playbook
+    from responder.engine.playbook import AlertFacts, Playbook
     from responder.intake.schema import parse_alert
     from responder.oncall.roster import Roster
     from responder.settings import ConfigFile, EnvSettings
@@ -66,15 +66,18 @@ def explain_playbook(path: str, alert_path: str | None, region: str | None, acce
 
     playbook = validate_doc(load_yaml(Path(path)), Playbook)
     config = validate_doc(load_yaml(EnvSettings().config_path), ConfigFile)
+    facts = None
     if alert_path:
         try:
-            region = parse_alert(json.loads(Path(alert_path).read_text(encoding="utf-8"))).best_region()
+            alert = parse_alert(json.loads(Path(alert_path).read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
             raise ConfigError([f"{alert_path}: cannot read alert JSON: {exc}"]) from exc
+        region = alert.best_region()
+        facts = AlertFacts(alert.risk.level, alert.is_live, region, alert.language, "")
     try:
         accept_s = parse_duration_s(accept_at) if accept_at else None
     except ValueError as exc:
         raise ConfigError([f"--accept-at: {exc}"]) from exc
-    for line in explain(compile_plan(playbook), Roster(config), Scenario(region, accept_s)):
+    for line in explain(compile_plan(playbook), Roster(config), Scenario(region, accept_s, facts)):
         print(line)
     return 0

@@ -10,7 +10,7 @@ import pytest
 from responder.clock import FakeClock
 from responder.engine.decide import CaseView, next_actions
 from responder.engine.plan import Plan, compile_plan
-from responder.engine.playbook import load_playbooks
+from responder.engine.playbook import Playbook, load_playbooks
 from responder.oncall.roster import Roster
 from responder.settings import ConfigFile
 from responder.yamlfile import load_yaml, validate_doc
@@ -123,3 +123,25 @@ def test_someone_who_passed_is_skipped_and_an_empty_step_moves_on_at_once(plan: 
 def test_unknown_region_falls_back_to_the_programme_default(plan: Plan, roster: Roster) -> None:
     _, paged = run(new_case(region="BR-SP"), plan, roster, 0)
     assert set(paged) == {("ines", "sms", "page"), ("lee", "sms", "page")}
+
+
+def test_a_tier_with_a_condition_is_skipped_when_the_alert_does_not_match(roster: Roster) -> None:
+    from responder.engine.playbook import AlertFacts
+    from responder.yamlfile import parse_yaml
+
+    text = (
+        (ROOT / "playbooks" / "imminent-risk.yaml")
+        .read_text()
+        .replace("    - id: backup-negotiator", "    - id: backup-negotiator\n      when: {is_live: true}")
+    )
+    playbook = validate_doc(parse_yaml(text, "live-only-backup.yaml"), Playbook)
+    plan = compile_plan(playbook)
+    not_live = AlertFacts("imminent", False, "FR-75", "fr", "social-example")
+    case, _ = run(replace(new_case(), facts=not_live), plan, roster, 60)
+    case, paged = run(case, plan, roster, 180)
+    # The backup tier is only for live content: skipped, and the team lead is paged at once.
+    assert set(paged) == {("tom", "sms", "page")}
+    live = replace(new_case(), facts=replace(not_live, is_live=True))
+    live, _ = run(live, plan, roster, 60)
+    _, paged = run(live, plan, roster, 180)
+    assert set(paged) == {("bruno", "sms", "page")}

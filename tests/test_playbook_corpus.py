@@ -102,6 +102,12 @@ MISTAKES = [
         "reactions.went_dark: Extra inputs",
     ),
     ("YAML syntax", "paging:", "paging: [", "YAML syntax"),
+    (
+        "unknown condition",
+        "    - id: backup-negotiator",
+        "    - id: backup-negotiator\n      when: {is_alive: true}",
+        "paging.tiers[1].when.is_alive: Extra inputs",
+    ),
 ]
 
 

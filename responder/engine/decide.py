@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from responder.engine.plan import Plan, Step
+from responder.engine.playbook import AlertFacts
 from responder.oncall.roster import Roster
 from responder.settings import PersonConfig
 
@@ -28,6 +29,7 @@ class CaseView:
     next_step: int
     skew_s: float
     declined: frozenset[str] = frozenset()
+    facts: AlertFacts | None = None  # for tiers with a `when` condition
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,10 @@ def _act(
             found = roster.on_call(target.role, case.region, target.layer, now)
         people += [p for p in found if p not in people]
     detail = {"step": step.index, "tier": step.tier, "pass": step.pass_no, "channel": step.channels[0]}
+    if step.when is not None and (case.facts is None or not step.when.holds(case.facts)):
+        return [], [
+            EventAction("tier_skipped", {**detail, "reason": "its condition does not match the alert"})
+        ]
     paged = [p for p in people if p.id not in case.declined]
     if not people:
         return [], [EventAction("tier_unstaffed", detail)]

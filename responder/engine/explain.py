@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from responder.durations import format_duration
 from responder.engine.decide import CaseView, PageAction, due_at, next_actions
 from responder.engine.plan import Plan
+from responder.engine.playbook import AlertFacts
 from responder.oncall.roster import Roster
 
 # The dry run shows the exhausted chain and this many all-hands repeats after it.
@@ -19,6 +20,7 @@ _START = datetime(2026, 1, 1, tzinfo=UTC)  # any moment: only offsets are printe
 class Scenario:
     region: str | None
     accept_at_s: float | None = None
+    facts: AlertFacts | None = None  # what tier conditions see (from --alert)
 
 
 def clock(seconds: float) -> str:
@@ -31,7 +33,7 @@ def clock(seconds: float) -> str:
 
 def explain(plan: Plan, roster: Roster, scenario: Scenario) -> list[str]:
     """What happens when, if nobody answers (or what an accept at `accept_at_s` stops)."""
-    case = CaseView("dry-run", "open", scenario.region, _START, 0, 0.0)
+    case = CaseView("dry-run", "open", scenario.region, _START, 0, 0.0, facts=scenario.facts)
     lines = [_heading(plan, scenario)]
     last_index = len(plan.steps) + ALL_HANDS_SHOWN
     stopped: list[str] = []
@@ -70,7 +72,7 @@ def _heading(plan: Plan, scenario: Scenario) -> str:
 def _describe(plan: Plan, index: int, pages: list[PageAction], roster: Roster) -> str:
     step = plan.step(index)
     if not pages:
-        return f"{step.tier}: nobody to page (unstaffed or declined), the chain moves on at once"
+        return f"{step.tier}: nobody to page (unstaffed, or its condition does not match), the chain moves on"
     by_channel: dict[str, list[str]] = {}
     notified = []
     for page in pages:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from responder.engine.playbook import Channel, Playbook, Target, chain_ids
+from responder.engine.playbook import Channel, Match, Playbook, Target, chain_ids
 from responder.settings import Role
 
 
@@ -22,6 +22,7 @@ class Step:
     targets: tuple[Target, ...] = ()
     roles: tuple[Role, ...] = ()
     notify: tuple[Role, ...] = ()
+    when: Match | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def compile_plan(playbook: Playbook, time_scale: float = 1.0) -> Plan:
                         pass_no=pass_no,
                         channels=(channel.channel,),
                         targets=tier.targets,
+                        when=tier.when,
                     )
                 )
             start_s += tier.ack_timeout

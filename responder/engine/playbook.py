@@ -5,6 +5,7 @@ Loaded and validated at start-up and by `responder check`; errors name file, lin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -49,12 +50,46 @@ class ChannelStep(_Strict):
     after: DurationS = 0.0
 
 
+class Match(_Strict):
+    """Selection rule: every key given must match the alert."""
+
+    risk_level: tuple[RiskLevel, ...] = ()
+    is_live: bool | None = None
+    region: tuple[str, ...] = ()
+    language: tuple[str, ...] = ()
+    integration: tuple[str, ...] = ()
+
+    def holds(self, facts: AlertFacts) -> bool:
+        """True when every rule given matches the alert's facts (an empty rule always holds)."""
+        region, language = facts.region or "", (facts.language or "").split("-")[0]
+        return (
+            (not self.risk_level or facts.risk_level in self.risk_level)
+            and (self.is_live is None or facts.is_live == self.is_live)
+            and (not self.region or any(region == r or region.startswith(r + "-") for r in self.region))
+            and (not self.language or language in self.language)
+            and (not self.integration or facts.integration in self.integration)
+        )
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """What conditions may look at: the alert's risk, liveness, region, language and platform."""
+
+    risk_level: str
+    is_live: bool
+    region: str | None
+    language: str | None
+    integration: str
+
+
 class Tier(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     targets: tuple[Target, ...] = Field(min_length=1)
     channels: tuple[ChannelStep, ...] = Field(min_length=1)
     ack_timeout: DurationS
     next: str | None = None
+    # Page this tier only when the alert matches (e.g. {is_live: true}); otherwise the chain moves on.
+    when: Match | None = None
 
     @model_validator(mode="after")
     def _channels_fit(self) -> Tier:
@@ -143,16 +178,6 @@ class Reactions(_Strict):
     went_live: Reaction = Reaction(repage=True, notify=("holder",))
     new_location: Reaction = Reaction(notify=("holder",))
     retract: Reaction = Reaction(notify=("holder", "team_lead"))
-
-
-class Match(_Strict):
-    """Selection rule: every key given must match the alert."""
-
-    risk_level: tuple[RiskLevel, ...] = ()
-    is_live: bool | None = None
-    region: tuple[str, ...] = ()
-    language: tuple[str, ...] = ()
-    integration: tuple[str, ...] = ()
 
 
 class Playbook(_Strict):

@@ -14,6 +14,7 @@ from sqlmodel import col
 from responder.clock import Clock
 from responder.engine.decide import CaseView, Decision, next_actions, pull_forward
 from responder.engine.plan import Plan
+from responder.engine.playbook import AlertFacts
 from responder.engine.reactions import react
 from responder.engine.scheduler import Waker
 from responder.engine.work import apply_work
@@ -43,7 +44,8 @@ WORKING = (OPEN, ACKNOWLEDGED)
 STOP_GRACE_S = 5.0
 
 
-def view_of(case: Case) -> CaseView:
+def view_of(case: Case, integration: str = "") -> CaseView:
+    facts = AlertFacts(case.risk_level, case.is_live, case.region, case.language, integration)
     return CaseView(
         case.id,
         case.status,
@@ -52,6 +54,7 @@ def view_of(case: Case) -> CaseView:
         case.next_step,
         case.skew_s,
         frozenset(case.declined),
+        facts,
     )
 
 
@@ -72,6 +75,7 @@ class Engine:
         # Due times learnt while working. The database is read in full at start, when a timer fires
         # and on sweeps; a kick (an alert, a callback) only adds what its own tick learnt.
         self._hints: list[datetime] = []
+        self.integration_names: Mapping[int, str] = {}  # for tier conditions on the platform
         self._full = True
         self._running = False
         self._again = False
@@ -175,7 +179,8 @@ class Engine:
                     continue
                 if case.next_due_at is not None:
                     STEP_LATENESS.observe(max(0.0, (now - case.next_due_at).total_seconds()))
-                decision = next_actions(view_of(case), self.plans[case.playbook], self.roster, now)
+                view = view_of(case, self.integration_names.get(case.integration_id, ""))
+                decision = next_actions(view, self.plans[case.playbook], self.roster, now)
                 rows += self._apply(session, case, decision, now)
                 self.note_due(decision.next_due_at)
             # One insert for the whole batch (a statement per case cost more than the decisions).

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from responder.clock import Clock
-from responder.engine.playbook import Playbook
+from responder.engine.playbook import AlertFacts, Playbook
 from responder.engine.work import task_rows
 from responder.errors import NotFound
 from responder.intake.schema import Alert
@@ -48,24 +48,10 @@ def priority_of(alert: Alert) -> int:
 
 def choose_playbook(playbooks: Sequence[Playbook], alert: Alert, integration: str) -> Playbook:
     """The first non-default playbook whose rules all match, else the default."""
-    region = alert.best_region() or ""
-    language = (alert.language or "").split("-")[0]
-    for playbook in playbooks:
-        rule = playbook.match
-        if playbook.default:
-            continue
-        if rule.risk_level and alert.risk.level not in rule.risk_level:
-            continue
-        if rule.is_live is not None and alert.is_live != rule.is_live:
-            continue
-        if rule.region and not any(region == r or region.startswith(r + "-") for r in rule.region):
-            continue
-        if rule.language and language not in rule.language:
-            continue
-        if rule.integration and integration not in rule.integration:
-            continue
-        return playbook
-    return next(p for p in playbooks if p.default)
+    facts = AlertFacts(alert.risk.level, alert.is_live, alert.best_region(), alert.language, integration)
+    return next((p for p in playbooks if not p.default and p.match.holds(facts)), None) or next(
+        p for p in playbooks if p.default
+    )
 
 
 class Intake:
