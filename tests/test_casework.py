@@ -3,14 +3,16 @@ case with no activity (PRODUCT.md §3), through the real service."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from responder.simulator import PhoneSimulator
-from tests.harness import API_TOKEN, Service, new_alert_id, sample, start_service, stop_service
+from tests.harness import API_TOKEN, ROOT, Service, new_alert_id, sample, start_service, stop_service
 
 # 1/500 speed: triage (+2m) is due 0.24 s after the alert, re-escalation (15m quiet) 1.8 s after the
 # last activity.
@@ -108,3 +110,31 @@ async def test_activity_resets_the_quiet_clock(service: Service) -> None:
             assert response.status == 201
     case = await service.case(case_id)
     assert "case_quiet" not in [e["type"] for e in case["timeline"]]
+
+
+async def test_an_overdue_task_can_call_as_well(
+    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    playbooks = tmp_path / "playbooks"
+    shutil.copytree(ROOT / "playbooks", playbooks)
+    path = playbooks / "imminent-risk.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "{id: triage, title: Triage the alert, due: 2m}",
+            "{id: triage, title: Triage the alert, due: 2m, overdue_notify: [team_lead], overdue_page: true}",
+        )
+    )
+    running = await start_service(
+        db_url, sim, http, RESPONDER_TIME_SCALE=str(SCALE), RESPONDER_PLAYBOOKS_DIR=str(playbooks)
+    )
+    try:
+        await accepted_case(running)
+        tom = running.phone_of("tom")
+        await tom.expect_sms(contains="task overdue: Triage the alert")
+        call = await tom.expect_call()
+        await call.expect_status("completed")
+        assert any(
+            "task overdue: Triage the alert" in said for said in call.said
+        )  # read out, nothing to press
+    finally:
+        await stop_service(running)

@@ -96,6 +96,8 @@ async def voice_menu(request: web.Request) -> web.Response:
         if await inbound.mark_answered_by_machine(request.app[DB], page.id, str(answered_by), now):
             await request.app[ENGINE].fail_over(case.id, page.id, "answered by a machine")
         return _xml(twiml.say_and_hang_up(voice_line("voicemail", lang, case.ref), voice_lang))
+    if page.purpose == "notice":
+        return _xml(twiml.say_and_hang_up(page.body, voice_lang))  # news, not a page: nothing to accept
     if case.status != "open":
         return _xml(_not_open(request, facts, lang, case.status, case.accepted_by))
     play = request.query.get("play", "1")

@@ -37,6 +37,7 @@ class Notice:
     person_id: str
     kind: str  # task_overdue, quiet
     task_title: str = ""
+    channel: str = "sms"
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,12 @@ def next_work(
         if task.done or task.overdue_sent or task.due_at > now or task.task not in tasks:
             continue
         decision.overdue.append(task.task)
-        for person in people_for(tasks[task.task].overdue_notify, view.holder, view.region, roster, now):
-            decision.notices.append(Notice(person, "task_overdue", task.title))
+        rule = tasks[task.task]
+        channels = ("sms", "voice") if rule.overdue_page else ("sms",)
+        for person in people_for(rule.overdue_notify, view.holder, view.region, roster, now):
+            decision.notices.extend(
+                Notice(person, "task_overdue", task.title, channel) for channel in channels
+            )
     stage = view.quiet_stage
     if quiet_deadline(view, playbook, time_scale) <= now:
         nudge = playbook.reescalate.nudge

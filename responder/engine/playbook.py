@@ -138,14 +138,15 @@ class Paging(_Strict):
 
 
 class Task(_Strict):
-    """An investigation task due `due` after receipt; when overdue, `overdue_notify` is told by SMS
-    (`holder`: whoever accepted the case; or the on-call people of a role)."""
+    """An investigation task due `due` after receipt; when overdue, `overdue_notify` is told by SMS, and
+    called too with `overdue_page` (`holder`: whoever accepted the case; or on-call people of a role)."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     title: str = Field(min_length=1, max_length=200)
     due: DurationS
     role: Role = "investigator"
     overdue_notify: tuple[Reacting, ...] = ("holder", "team_lead")
+    overdue_page: bool = False  # also call them (a voice notice), not only text them
 
 
 class Reescalation(_Strict):

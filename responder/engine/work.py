@@ -60,6 +60,7 @@ async def apply_work(session: AsyncSession, case: Case, plan: Plan, roster: Rost
                 notice.person_id,
                 sms_line(notice.kind, facts, lang=lang, task=notice.task_title),
                 now,
+                notice.channel,
             )
         )
     await insert_pages(session, rows)

@@ -53,13 +53,16 @@ def event_row(
     return {"case_id": case_id, "at": at, "type": type_, "actor": actor, "detail": detail or {}}
 
 
-def notice_row(case_id: str, person_id: str, body: str, now: datetime) -> dict[str, Any]:
-    """A notice SMS (no step: it is news, not part of the chain) ready for insert_pages()."""
+def notice_row(
+    case_id: str, person_id: str, body: str, now: datetime, channel: str = "sms"
+) -> dict[str, Any]:
+    """A notice (no step: it is news, not part of the chain) ready for insert_pages(); a voice notice
+    reads `body` aloud."""
     return {
         "id": new_id(),
         "case_id": case_id,
         "person_id": person_id,
-        "channel": "sms",
+        "channel": channel,
         "purpose": "notice",
         "step": None,
         "tier": None,
