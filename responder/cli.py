@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         from responder.demo import run_demo
 
         return asyncio.run(run_demo(scripted=args.scripted, alert_path=args.alert))
-    settings = load_settings()
+    settings = load_settings(require_secrets=args.command not in ("check", "db"))
     configure_logging(settings.env.log_format, settings.env.log_level)
     if args.command == "check":
         return _check(settings)
@@ -93,6 +93,8 @@ def _check(settings: object) -> int:
     if problems:
         raise ConfigError(problems)
     people, names = len(settings.config.people), ", ".join(p.name for p in playbooks)
+    for warning in settings.missing_secrets:
+        print(f"warning: {warning} (needed by `responder serve`)", file=sys.stderr)
     print(f"ok: {settings.env.config_path} ({people} people), playbooks: {names}")
     return 0
 

@@ -166,31 +166,37 @@ class Settings:
     env: EnvSettings
     config: ConfigFile
     webhook_secrets: Mapping[str, str]
+    missing_secrets: tuple[str, ...] = ()  # only when loaded without require_secrets
 
     def person(self, person_id: str) -> PersonConfig | None:
         return next((p for p in self.config.people if p.id == person_id), None)
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build and validate the settings; every problem is reported with its field path."""
+def load_settings(environ: Mapping[str, str] | None = None, require_secrets: bool = True) -> Settings:
+    """Build and validate the settings; every problem is reported with its field path.
+
+    `require_secrets=False` (for `check` and `db`) lists missing integration secrets in
+    `Settings.missing_secrets` instead of refusing: they belong to where the service runs.
+    """
     environ = os.environ if environ is None else environ
     env = _load_env(environ)
     doc = load_yaml(env.config_path)
     config = validate_doc(doc, ConfigFile)
     problems = _cross_check(config, doc.filename, doc.line_of)
     secrets: dict[str, str] = {}
+    missing: list[str] = []
     for index, integration in enumerate(config.integrations):
         secret = environ.get(integration.secret_env, "")
         if not secret.startswith("whsec_"):
             line = doc.line_of(("integrations", index, "secret_env"))
-            problems.append(
+            missing.append(
                 f"{doc.filename}:{line}: integrations[{index}].secret_env: environment variable "
                 f"{integration.secret_env} must hold the integration's secret (whsec_...)"
             )
         secrets[integration.name] = secret
-    if problems:
-        raise ConfigError(problems)
-    return Settings(env=env, config=config, webhook_secrets=secrets)
+    if problems or (missing and require_secrets):
+        raise ConfigError(problems + (missing if require_secrets else []))
+    return Settings(env=env, config=config, webhook_secrets=secrets, missing_secrets=tuple(missing))
 
 
 def _load_env(environ: Mapping[str, str]) -> EnvSettings:

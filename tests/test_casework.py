@@ -138,3 +138,17 @@ async def test_an_overdue_task_can_call_as_well(
         )  # read out, nothing to press
     finally:
         await stop_service(running)
+
+
+async def test_a_task_not_needed_once_another_is_done_is_never_overdue(service: Service) -> None:
+    case_id = await accepted_case(service)
+    async with service.http.post(
+        f"{service.url}/v1/cases/{case_id}/tasks/locate/done", headers=AUTH
+    ) as answer:
+        assert answer.status == 200  # located: the emergency disclosure request is no longer needed
+    ana = service.phone_of("ana")
+    await ana.expect_sms(contains="Identify the person")  # due at +10m like the disclosure request
+    await ana.expect_no_sms("disclosure", timeout_s=0.5)
+    case = await service.case(case_id)
+    overdue = {e["detail"]["task"] for e in case["timeline"] if e["type"] == "task_overdue"}
+    assert "identify" in overdue and "disclosure-request" not in overdue

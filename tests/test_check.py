@@ -132,7 +132,26 @@ def test_two_people_with_one_phone_are_refused(tree: tuple[Path, Path]) -> None:
     assert "people[1].phone: also 'ines''s phone" in result.stderr
 
 
-def test_missing_integration_secret_is_named(tree: tuple[Path, Path]) -> None:
+def test_missing_integration_secret_is_a_warning_for_check_and_refused_by_serve(
+    tree: tuple[Path, Path],
+) -> None:
     result = run_check(*tree, RESPONDER_SECRET_FORUM_EXAMPLE="")
-    assert result.returncode == 2
+    assert result.returncode == 0  # the files are fine; secrets belong to where the service runs
+    assert "warning:" in result.stderr
     assert "integrations[1].secret_env: environment variable RESPONDER_SECRET_FORUM_EXAMPLE" in result.stderr
+    config, playbooks = tree
+    serve = subprocess.run(
+        [sys.executable, "-m", "responder", "serve", "--port", "1"],
+        env={
+            **os.environ,
+            "RESPONDER_CONFIG": str(config),
+            "RESPONDER_PLAYBOOKS_DIR": str(playbooks),
+            "RESPONDER_SECRET_SOCIAL_EXAMPLE": SOCIAL_SECRET,
+            "RESPONDER_SECRET_FORUM_EXAMPLE": "",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert serve.returncode == 2 and "RESPONDER_SECRET_FORUM_EXAMPLE" in serve.stderr

@@ -103,6 +103,12 @@ MISTAKES = [
     ),
     ("YAML syntax", "paging:", "paging: [", "YAML syntax"),
     (
+        "unless_done names no task",
+        "unless_done: locate}",
+        "unless_done: find}",
+        "task 'disclosure-request': unless_done names no other task ('find')",
+    ),
+    (
         "unknown condition",
         "    - id: backup-negotiator",
         "    - id: backup-negotiator\n      when: {is_alive: true}",

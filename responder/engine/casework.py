@@ -76,9 +76,12 @@ def next_work(
         return WorkDecision(quiet_stage=view.quiet_stage)
     decision = WorkDecision(quiet_stage=view.quiet_stage)
     tasks = {t.id: t for t in playbook.tasks}
+    done = {t.task for t in view.tasks if t.done}
     for task in view.tasks:
         if task.done or task.overdue_sent or task.due_at > now or task.task not in tasks:
             continue
+        if tasks[task.task].unless_done in done:
+            continue  # no longer needed: the task it depends on is done
         decision.overdue.append(task.task)
         rule = tasks[task.task]
         channels = ("sms", "voice") if rule.overdue_page else ("sms",)

@@ -147,6 +147,9 @@ class Task(_Strict):
     role: Role = "investigator"
     overdue_notify: tuple[Reacting, ...] = ("holder", "team_lead")
     overdue_page: bool = False  # also call them (a voice notice), not only text them
+    # A condition on the case: the task is not needed once that other task is done
+    # (e.g. the emergency disclosure request, once the person is located).
+    unless_done: str | None = None
 
 
 class Reescalation(_Strict):
@@ -198,6 +201,9 @@ class Playbook(_Strict):
         for index, task_id in enumerate(ids):
             if ids.index(task_id) != index:
                 raise ValueError(f"task id {task_id!r} is used twice")
+        for task in self.tasks:
+            if task.unless_done is not None and (task.unless_done not in ids or task.unless_done == task.id):
+                raise ValueError(f"task {task.id!r}: unless_done names no other task ({task.unless_done!r})")
         return self
 
     def where(self, *loc: str | int) -> str:
