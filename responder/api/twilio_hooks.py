@@ -93,8 +93,12 @@ async def voice_menu(request: web.Request) -> web.Response:
     answered_by = form.get("AnsweredBy")
     if is_machine(answered_by):
         # Voicemail is never an acknowledgement: leave a short message, move the chain on.
-        if await inbound.mark_answered_by_machine(request.app[DB], page.id, str(answered_by), now):
-            await request.app[ENGINE].fail_over(case.id, page.id, "answered by a machine")
+        # The same path as a status callback reporting the machine: recorded once, news once.
+        news = await inbound.record_status(
+            request.app[DB], page.id, "in-progress", None, answered_by, None, now
+        )
+        if news is not None and news.failed:
+            await request.app[ENGINE].fail_over(case.id, page.id, news.reason)
         return _xml(twiml.say_and_hang_up(voice_line("voicemail", lang, case.ref), voice_lang))
     if page.purpose == "notice":
         return _xml(twiml.say_and_hang_up(page.body, voice_lang))  # news, not a page: nothing to accept

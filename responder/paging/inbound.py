@@ -164,30 +164,6 @@ async def load_page(db: Database, page_id: str) -> tuple[Page, Case] | None:
         return page, case
 
 
-async def mark_answered_by_machine(db: Database, page_id: str, answered_by: str, now: datetime) -> bool:
-    """Record a machine answer once; True the first time (the escalation then moves on)."""
-    async with db.transaction() as session:
-        page = await session.get(Page, page_id, with_for_update=True)
-        if page is None or page.answered_by is not None:
-            return False
-        page.answered_by, page.updated_at = answered_by, now
-        add_event(
-            session,
-            page.case_id,
-            "page_failed",
-            "twilio",
-            now,
-            {
-                "page": page.id,
-                "person": page.person_id,
-                "channel": "voice",
-                "reason": "answered by a machine",
-                "answered_by": answered_by,
-            },
-        )
-        return page.purpose == "page"
-
-
 async def note_no_input(db: Database, page_id: str, now: datetime) -> bool:
     """The call was answered but no key came after every prompt: treat it as not answered."""
     async with db.transaction() as session:
