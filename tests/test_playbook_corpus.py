@@ -114,6 +114,12 @@ MISTAKES = [
         "    - id: backup-negotiator\n      when: {is_alive: true}",
         "paging.tiers[1].when.is_alive: Extra inputs",
     ),
+    (
+        "tier waits for a task that does not exist",
+        "    - id: backup-negotiator",
+        "    - id: backup-negotiator\n      if_done: identfy",
+        "tier 'backup-negotiator': if_done names no task of this playbook ('identfy')",
+    ),
 ]
 
 

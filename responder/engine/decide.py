@@ -30,6 +30,7 @@ class CaseView:
     skew_s: float
     declined: frozenset[str] = frozenset()
     facts: AlertFacts | None = None  # for tiers with a `when` condition
+    done: frozenset[str] = frozenset()  # tasks done, for tiers with `if_done` / `unless_done`
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,10 @@ def _act(
         return [], [
             EventAction("tier_skipped", {**detail, "reason": "its condition does not match the alert"})
         ]
+    if step.if_done is not None and step.if_done not in case.done:
+        return [], [EventAction("tier_skipped", {**detail, "reason": f"task {step.if_done!r} is not done"})]
+    if step.unless_done is not None and step.unless_done in case.done:
+        return [], [EventAction("tier_skipped", {**detail, "reason": f"task {step.unless_done!r} is done"})]
     paged = [p for p in people if p.id not in case.declined]
     if not people:
         return [], [EventAction("tier_unstaffed", detail)]

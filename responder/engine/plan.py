@@ -23,6 +23,8 @@ class Step:
     roles: tuple[Role, ...] = ()
     notify: tuple[Role, ...] = ()
     when: Match | None = None
+    if_done: str | None = None
+    unless_done: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,11 @@ class Plan:
     @property
     def name(self) -> str:
         return self.playbook.name
+
+    @property
+    def watches_tasks(self) -> bool:
+        """Some tier's condition depends on which tasks of the case are done."""
+        return any(s.if_done is not None or s.unless_done is not None for s in self.steps)
 
     def step(self, index: int) -> Step:
         if index < len(self.steps):
@@ -76,6 +83,8 @@ def compile_plan(playbook: Playbook, time_scale: float = 1.0) -> Plan:
                         channels=(channel.channel,),
                         targets=tier.targets,
                         when=tier.when,
+                        if_done=tier.if_done,
+                        unless_done=tier.unless_done,
                     )
                 )
             start_s += tier.ack_timeout

@@ -90,6 +90,12 @@ class Tier(_Strict):
     next: str | None = None
     # Page this tier only when the alert matches (e.g. {is_live: true}); otherwise the chain moves on.
     when: Match | None = None
+    # Conditions on the case: page this tier only once a task is done (`if_done: locate`, e.g. a liaison
+    # who can only act with an address), or only while it is not (`unless_done: identify`). A tier whose
+    # condition fails is skipped and the chain moves on at once. ("An accept present" needs no
+    # condition: the paging chain stops at the first accept.)
+    if_done: str | None = None
+    unless_done: str | None = None
 
     @model_validator(mode="after")
     def _channels_fit(self) -> Tier:
@@ -201,10 +207,26 @@ class Playbook(_Strict):
         for index, task_id in enumerate(ids):
             if ids.index(task_id) != index:
                 raise ValueError(f"task id {task_id!r} is used twice")
-        for task in self.tasks:
-            if task.unless_done is not None and (task.unless_done not in ids or task.unless_done == task.id):
-                raise ValueError(f"task {task.id!r}: unless_done names no other task ({task.unless_done!r})")
         return self
+
+    def dangling(self) -> list[str]:
+        """Conditions naming a task this playbook does not have, as 'file:line: field: message'."""
+        ids = [t.id for t in self.tasks]
+        problems = []
+        for index, task in enumerate(self.tasks):
+            if task.unless_done is not None and (task.unless_done not in ids or task.unless_done == task.id):
+                problems.append(
+                    f"{self.where('tasks', index, 'unless_done')}: task {task.id!r}: unless_done names no"
+                    f" other task ({task.unless_done!r})"
+                )
+        for index, tier in enumerate(self.paging.tiers):
+            for key, named in (("if_done", tier.if_done), ("unless_done", tier.unless_done)):
+                if named is not None and named not in ids:
+                    problems.append(
+                        f"{self.where('paging', 'tiers', index, key)}: tier {tier.id!r}: {key} names no task"
+                        f" of this playbook ({named!r})"
+                    )
+        return problems
 
     def where(self, *loc: str | int) -> str:
         """'file:line: field' for an error about this playbook (loaded from a file)."""
@@ -240,6 +262,7 @@ def load_playbooks(directory: Path) -> list[Playbook]:
             problems.extend(exc.problems)
             continue
         playbook._doc = doc
+        problems.extend(playbook.dangling())
         if playbook.name in origin:
             problems.append(f"{path}:1: name: {playbook.name!r} is also the name in {origin[playbook.name]}")
         origin[playbook.name] = str(path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from responder.oncall.roster import Roster
 from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.paging.outbox import STALE_CLAIM_S, Outbox
 from responder.store.db import Database
-from responder.store.models import Case, Page
+from responder.store.models import Case, CaseTask, Page
 from responder.store.queries import (
     ACKNOWLEDGED,
     OPEN,
@@ -44,7 +44,7 @@ WORKING = (OPEN, ACKNOWLEDGED)
 STOP_GRACE_S = 5.0
 
 
-def view_of(case: Case, integration: str = "") -> CaseView:
+def view_of(case: Case, integration: str = "", done: frozenset[str] = frozenset()) -> CaseView:
     facts = AlertFacts(case.risk_level, case.is_live, case.region, case.language, integration)
     return CaseView(
         case.id,
@@ -55,6 +55,7 @@ def view_of(case: Case, integration: str = "") -> CaseView:
         case.skew_s,
         frozenset(case.declined),
         facts,
+        done,
     )
 
 
@@ -171,6 +172,7 @@ class Engine:
                 .scalars()
                 .all()
             )
+            done = await self._tasks_done(session, cases)
             rows: list[dict[str, Any]] = []
             for case in cases:
                 if case.status != OPEN:
@@ -179,13 +181,30 @@ class Engine:
                     continue
                 if case.next_due_at is not None:
                     STEP_LATENESS.observe(max(0.0, (now - case.next_due_at).total_seconds()))
-                view = view_of(case, self.integration_names.get(case.integration_id, ""))
+                view = view_of(
+                    case, self.integration_names.get(case.integration_id, ""), done.get(case.id, frozenset())
+                )
                 decision = next_actions(view, self.plans[case.playbook], self.roster, now)
                 rows += self._apply(session, case, decision, now)
                 self.note_due(decision.next_due_at)
             # One insert for the whole batch (a statement per case cost more than the decisions).
             await insert_pages(session, rows)
         return len(cases)
+
+    async def _tasks_done(self, session: AsyncSession, cases: Sequence[Case]) -> dict[str, frozenset[str]]:
+        """Tasks done per open case, read only for cases whose playbook has a tier that depends on them."""
+        ids = [c.id for c in cases if c.status == OPEN and self.plans[c.playbook].watches_tasks]
+        if not ids:
+            return {}
+        found: dict[str, set[str]] = {}
+        rows = await session.execute(
+            select(col(CaseTask.case_id), col(CaseTask.task)).where(
+                col(CaseTask.case_id).in_(ids), col(CaseTask.done_at).is_not(None)
+            )
+        )
+        for case_id, task in rows:
+            found.setdefault(case_id, set()).add(task)
+        return {case_id: frozenset(tasks) for case_id, tasks in found.items()}
 
     def _apply(
         self, session: AsyncSession, case: Case, decision: Decision, now: datetime
