@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -11,9 +13,10 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
-from responder.api import alerts, cases, health, links, twilio_hooks
+from responder.api import alerts, cases, health, links, schedules, twilio_hooks
 from responder.api.keys import CLOCK, DB, ENGINE, INTAKE, LINKS, ROSTER, SETTINGS, TWILIO_CHECKER, VERIFIER
 from responder.api.middleware import errors_middleware
+from responder.api.schedules import ICAL_SECRET, refresh_overrides
 from responder.clock import Clock, SystemClock
 from responder.engine.plan import compile_plan
 from responder.engine.playbook import Playbook, load_playbooks
@@ -22,6 +25,9 @@ from responder.errors import ConfigError
 from responder.intake.service import Intake
 from responder.intake.signatures import SignatureVerifier
 from responder.logging import get_logger
+from responder.oncall import store
+from responder.oncall.config import load_roster, load_schedules, signature
+from responder.oncall.handoff import CATCH_UP, send_handoffs
 from responder.oncall.roster import Roster
 from responder.paging.links import LinkSigner
 from responder.paging.outbox import Outbox
@@ -36,10 +42,10 @@ log = get_logger(__name__)
 PLAYBOOKS = web.AppKey("playbooks", Sequence[Playbook])
 
 
-def check_playbooks(settings: Settings, playbooks: list[Playbook]) -> list[str]:
-    """Cross-checks between playbooks and the roster: named people and on-call layers must exist."""
-    known = {p.id for p in settings.config.people}
-    layers = {(e.role, layer) for e in settings.config.oncall for layer in e.layers}
+def check_playbooks(roster: Roster, playbooks: list[Playbook]) -> list[str]:
+    """Cross-checks between playbooks and the roster: named people and schedule layers must exist."""
+    known = set(roster.people)
+    layers = {(s.role, name) for s in roster.schedules for name in s.layer_names()}
     problems = []
     for playbook in playbooks:
         for t, tier in enumerate(playbook.paging.tiers):
@@ -47,11 +53,16 @@ def check_playbooks(settings: Settings, playbooks: list[Playbook]) -> list[str]:
                 if target.person is not None and target.person not in known:
                     where = playbook.where("paging", "tiers", t, "targets", n, "person")
                     problems.append(f"{where}: unknown person {target.person!r}")
+                if target.schedule is not None:
+                    schedule = roster.schedule(target.schedule)
+                    if schedule is None or target.layer not in schedule.layer_names():
+                        where = playbook.where("paging", "tiers", t, "targets", n, "schedule")
+                        problems.append(
+                            f"{where}: no schedule {target.schedule!r} with a {target.layer!r} layer"
+                        )
                 if target.role is not None and (target.role, target.layer) not in layers:
                     where = playbook.where("paging", "tiers", t, "targets", n, "layer")
-                    problems.append(
-                        f"{where}: no on-call entry has a {target.layer!r} layer for {target.role}"
-                    )
+                    problems.append(f"{where}: no schedule has a {target.layer!r} layer for {target.role}")
     return problems
 
 
@@ -73,23 +84,33 @@ def check_serving(settings: Settings) -> list[str]:
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     """The whole service; raises ConfigError when playbooks or Twilio settings are invalid."""
     playbooks = load_playbooks(settings.env.playbooks_dir)
-    problems = check_serving(settings) + check_playbooks(settings, playbooks)
+    roster = load_roster(settings)
+    problems = check_serving(settings) + check_playbooks(roster, playbooks)
     if problems:
         raise ConfigError(problems)
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[PLAYBOOKS] = playbooks
-    app[ROSTER] = Roster(settings.config)
+    app[ROSTER] = roster
     app[VERIFIER] = SignatureVerifier(settings.webhook_secrets)
     app[TWILIO_CHECKER] = SignatureChecker([settings.env.twilio_auth_token])
     link_secret = settings.env.link_secret or secrets.token_urlsafe(32)
     if not settings.env.link_secret:
         log.warning("link_secret_generated", hint="set RESPONDER_LINK_SECRET so links survive restarts")
     app[LINKS] = LinkSigner(link_secret)
+    app[ICAL_SECRET] = link_secret
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
-    for table in (alerts.routes, cases.routes, health.routes, links.routes, twilio_hooks.routes):
+    app.cleanup_ctx.append(_schedules)
+    for table in (
+        alerts.routes,
+        cases.routes,
+        health.routes,
+        links.routes,
+        twilio_hooks.routes,
+        schedules.routes,
+    ):
         app.router.add_routes(table)
     return app
 
@@ -141,6 +162,59 @@ async def _sync_roster(db: Database, settings: Settings, now: datetime) -> dict[
             await session.execute(update(Page).where(col(Page.status) == CLAIMED).values(status=PENDING))
         rows = (await session.execute(select(Integration))).scalars().all()
     return {row.name: int(row.id) for row in rows if row.id is not None}
+
+
+async def _schedules(app: web.Application) -> AsyncIterator[None]:
+    """API overrides into the roster now, then keep it current: schedule files are reloaded when they
+    change (a broken edit is logged and the schedules in force stay), overrides made by another
+    replica are picked up on the same beat as the engine's safety sweep."""
+    await refresh_overrides(app)
+    task = asyncio.create_task(_watch_schedules(app))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _watch_schedules(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    directory = settings.schedules_dir
+    seen = signature(directory)
+    since = app[CLOCK].now() - CATCH_UP
+    while True:
+        await asyncio.sleep(settings.env.sweep_interval_s)
+        try:
+            current = signature(directory)
+            if current != seen:
+                seen = current
+                await _reload_schedules(app)
+            await refresh_overrides(app)
+            outbox, now = app[ENGINE].outbox, app[CLOCK].now()
+            if outbox is not None:
+                await send_handoffs(app[DB], app[ROSTER], outbox.gateway, since, now)
+                since = now
+        except Exception:
+            log.exception("schedules_refresh_failed")
+
+
+async def _reload_schedules(app: web.Application) -> None:
+    settings, roster, now = app[SETTINGS], app[ROSTER], app[CLOCK].now()
+    try:
+        loaded = load_schedules(settings.schedules_dir, settings.config.people)
+    except ConfigError as exc:
+        log.error("schedules_reload_refused", problems=exc.problems)
+        return
+    problems = check_playbooks(Roster(settings.config, loaded), [*app[PLAYBOOKS]])
+    if problems:
+        log.error("schedules_reload_refused", problems=problems)
+        return
+    before = {s.id: s for s in roster.configured}
+    roster.replace_schedules(loaded)
+    for schedule in loaded:
+        if before.get(schedule.id) != schedule:
+            detail = {"file": schedule._source}
+            await store.record(app[DB], schedule.id, "schedule_reloaded", "config", now, detail)
+    log.info("schedules_reloaded", schedules=len(loaded))
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:

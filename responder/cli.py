@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from responder.errors import ConfigError
 from responder.logging import configure_logging
+from responder.settings import ROLES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +37,22 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--scripted", action="store_true", help="a phone accepts after the second page; exit 0")
     demo.add_argument("--alert", default=None, help="alert JSON to post")
     sub.add_parser("simulator", help="run the phone simulator alone (its own options: simulator --help)")
+    oncall = sub.add_parser("oncall", help="who is on call, gaps in the schedules, calendar feeds")
+    oncall_sub = oncall.add_subparsers(dest="oncall_command", required=True)
+    who = oncall_sub.add_parser("who", help="who, in order, for a role in a region at a time")
+    who.add_argument("--role", required=True, choices=ROLES)
+    who.add_argument("--region", default=None, help="ISO 3166-2 code such as FR-75 (default: *)")
+    who.add_argument(
+        "--at", action="append", default=None, help="ISO 8601 time with a zone (default: now); repeatable"
+    )
+    who.add_argument("--language", default=None, help="the alert's language, for schedules that prefer it")
+    gaps = oncall_sub.add_parser("gaps", help="every hour where a role in a region has nobody; exit 1 if any")
+    gaps.add_argument("--days", type=float, default=14.0)
+    gaps.add_argument("--from", dest="start", default=None, help="ISO 8601 start (default: now)")
+    for command in (who, gaps):
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.add_argument("--no-db", action="store_true", help="files only: leave out API overrides")
+    oncall_sub.add_parser("feeds", help="the secret iCal feed URLs per schedule and per person")
     return parser
 
 
@@ -66,10 +83,20 @@ def _run(args: argparse.Namespace) -> int:
         from responder.demo import run_demo
 
         return asyncio.run(run_demo(scripted=args.scripted, alert_path=args.alert))
-    settings = load_settings(require_secrets=args.command not in ("check", "db"))
+    settings = load_settings(require_secrets=args.command not in ("check", "db", "oncall"))
     configure_logging(settings.env.log_format, settings.env.log_level)
     if args.command == "check":
         return _check(settings)
+    if args.command == "oncall":
+        from responder.oncall import cli as oncall
+
+        if args.oncall_command == "who":
+            return oncall.who(
+                settings, args.role, args.region, args.at, args.language, args.json, not args.no_db
+            )
+        if args.oncall_command == "gaps":
+            return oncall.gap_report(settings, args.days, args.start, args.json, not args.no_db)
+        return oncall.feeds(settings)
     if args.command == "db":
         return asyncio.run(_db(settings.env.database_url, args.action))
     if args.command == "simulate-alert":
@@ -85,17 +112,33 @@ def _run(args: argparse.Namespace) -> int:
 def _check(settings: object) -> int:
     from responder.app import check_playbooks
     from responder.engine.playbook import load_playbooks
+    from responder.oncall.config import load_roster
     from responder.settings import Settings
 
     assert isinstance(settings, Settings)
-    playbooks = load_playbooks(settings.env.playbooks_dir)
-    problems = check_playbooks(settings, playbooks)
-    if problems:
+    problems: list[str] = []
+    playbooks, roster = [], None
+    for load in (lambda: load_playbooks(settings.env.playbooks_dir), lambda: load_roster(settings)):
+        try:
+            loaded = load()
+        except ConfigError as exc:
+            problems += exc.problems
+            continue
+        if isinstance(loaded, list):
+            playbooks = loaded
+        else:
+            roster = loaded
+    if roster is not None and playbooks:
+        problems += check_playbooks(roster, playbooks)
+    if problems or roster is None:
         raise ConfigError(problems)
     people, names = len(settings.config.people), ", ".join(p.name for p in playbooks)
     for warning in settings.missing_secrets:
         print(f"warning: {warning} (needed by `responder serve`)", file=sys.stderr)
-    print(f"ok: {settings.env.config_path} ({people} people), playbooks: {names}")
+    print(
+        f"ok: {settings.env.config_path} ({people} people), {len(roster.schedules)} schedules in"
+        f" {settings.schedules_dir}, playbooks: {names}"
+    )
     return 0
 
 

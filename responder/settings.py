@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -23,6 +24,7 @@ ROLES = ("investigator", "negotiator", "team_lead", "manager", "admin")
 Role = Literal["investigator", "negotiator", "team_lead", "manager", "admin"]
 DEFAULT_REGION = "*"
 _REGION = re.compile(r"^(\*|[A-Z]{2}(-[A-Z0-9]{1,3})?)$")
+REGION_PATTERN = _REGION
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -43,6 +45,8 @@ class EnvSettings(BaseSettings):
     api_token: str = Field("", validation_alias="RESPONDER_API_TOKEN", repr=False)
     link_secret: str = Field("", validation_alias="RESPONDER_LINK_SECRET", repr=False)
     playbooks_dir: Path = Field(Path("playbooks"), validation_alias="RESPONDER_PLAYBOOKS_DIR")
+    # One schedule per file; by default the schedules/ folder next to the config file.
+    schedules_dir: Path | None = Field(None, validation_alias="RESPONDER_SCHEDULES_DIR")
     # Compresses every playbook duration (0.05 turns a minute into 3 s); for demos and tests only.
     time_scale: float = Field(1.0, gt=0, le=1, validation_alias="RESPONDER_TIME_SCALE")
     # The safety sweep: how often every process re-reads the earliest due time from the database. Due
@@ -88,30 +92,58 @@ class IntegrationConfig(BaseModel):
         return value
 
 
+def _e164(value: str) -> str:
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("not an E.164 phone number: write it as +<country code><number>") from exc
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValueError("not a possible phone number")
+    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if formatted != value:
+        raise ValueError(f"write it in E.164 form: {formatted}")
+    return value
+
+
 class PersonConfig(BaseModel):
     """Someone who can be paged."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     name: str = Field(min_length=1, max_length=200)
-    phone: str
+    phone: str  # the number pages go to first
+    alt_phones: tuple[str, ...] = ()  # more numbers of theirs: replies from these count as theirs
+    channels: tuple[Literal["sms", "voice"], ...] = ("sms", "voice")  # preferred order
     languages: tuple[str, ...] = ("en",)
     roles: tuple[Role, ...]
     regions: tuple[str, ...] = (DEFAULT_REGION,)
+    time_zone: str = "UTC"
     active: bool = True
 
     @field_validator("phone")
     @classmethod
-    def _e164(cls, value: str) -> str:
+    def _phone(cls, value: str) -> str:
+        return _e164(value)
+
+    @field_validator("alt_phones")
+    @classmethod
+    def _phones(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_e164(v) for v in value)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
         try:
-            parsed = phonenumbers.parse(value, None)
-        except phonenumbers.NumberParseException as exc:
-            raise ValueError("not an E.164 phone number: write it as +<country code><number>") from exc
-        if not phonenumbers.is_possible_number(parsed):
-            raise ValueError("not a possible phone number")
-        formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-        if formatted != value:
-            raise ValueError(f"write it in E.164 form: {formatted}")
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from exc
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("list sms and/or voice, each once")
         return value
 
     @field_validator("roles")
@@ -129,34 +161,21 @@ class PersonConfig(BaseModel):
                 raise ValueError(f"{region!r} is not an ISO 3166-2 code (FR-75), a country (FR) or '*'")
         return value
 
-
-class OnCallConfig(BaseModel):
-    """Who answers for a role in a region: ordered layers (primary, backup) of person ids.
-
-    The first active person of a layer is on call; rotations will choose by time instead.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    role: Role
-    region: str = DEFAULT_REGION
-    layers: dict[str, tuple[str, ...]] = Field(min_length=1)
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise ValueError(f"{value!r} is not an ISO 3166-2 code (FR-75), a country (FR) or '*'")
-        return value
+    @property
+    def numbers(self) -> tuple[str, ...]:
+        return (self.phone, *self.alt_phones)
 
 
 class ConfigFile(BaseModel):
-    """The file in config/: integrations, people and on-call assignments."""
+    """The file in config/: integrations and people (schedules sit in config/schedules/)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     programme: str = "responder"
     integrations: tuple[IntegrationConfig, ...] = Field(min_length=1)
     people: tuple[PersonConfig, ...] = Field(min_length=1)
-    oncall: tuple[OnCallConfig, ...] = ()
+    # Paged, with a notice to the on-call manager, when a tier finds nobody on call anywhere up the
+    # region chain: a case never waits for a schedule to start.
+    default_team: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -170,6 +189,10 @@ class Settings:
 
     def person(self, person_id: str) -> PersonConfig | None:
         return next((p for p in self.config.people if p.id == person_id), None)
+
+    @property
+    def schedules_dir(self) -> Path:
+        return self.env.schedules_dir or self.env.config_path.parent / "schedules"
 
 
 def load_settings(environ: Mapping[str, str] | None = None, require_secrets: bool = True) -> Settings:
@@ -221,15 +244,19 @@ def _cross_check(config: ConfigFile, filename: str, line_of: Callable[[PathKey],
                 f"{filename}:{line_of(('people', index, 'id'))}: people[{index}].id: "
                 f"duplicate id {person_id!r}"
             )
-    phones = [p.phone for p in config.people]
-    for index, phone in enumerate(phones):
-        if phones.index(phone) != index:
-            owner = config.people[phones.index(phone)].id
-            line = line_of(("people", index, "phone"))
-            problems.append(
-                f"{filename}:{line}: people[{index}].phone: also {owner!r}'s phone "
-                "(replies are matched by phone: each person needs their own)"
-            )
+    owners: dict[str, str] = {}
+    for index, person in enumerate(config.people):
+        for pos, phone in enumerate(person.numbers):
+            loc: PathKey = ("people", index, "phone")
+            if pos > 0:
+                loc = ("people", index, "alt_phones", pos - 1)
+            where = f"people[{index}].phone" if pos == 0 else f"people[{index}].alt_phones[{pos - 1}]"
+            if phone in owners:
+                problems.append(
+                    f"{filename}:{line_of(loc)}: {where}: also {owners[phone]!r}'s phone "
+                    "(replies are matched by phone: each person needs their own)"
+                )
+            owners.setdefault(phone, person.id)
     names = [i.name for i in config.integrations]
     for index, name in enumerate(names):
         if names.index(name) != index:
@@ -238,21 +265,10 @@ def _cross_check(config: ConfigFile, filename: str, line_of: Callable[[PathKey],
                 f"integrations[{index}].name: duplicate name {name!r}"
             )
     known = set(ids)
-    seen: dict[tuple[str, str], int] = {}
-    for index, entry in enumerate(config.oncall):
-        if (entry.role, entry.region) in seen:
-            first = seen[(entry.role, entry.region)]
-            line = line_of(("oncall", index, "role"))
+    for index, person_id in enumerate(config.default_team):
+        if person_id not in known:
             problems.append(
-                f"{filename}:{line}: oncall[{index}]: {entry.role} in {entry.region} repeats oncall[{first}]"
+                f"{filename}:{line_of(('default_team', index))}: default_team[{index}]: "
+                f"unknown person {person_id!r}"
             )
-        seen.setdefault((entry.role, entry.region), index)
-        for layer, members in entry.layers.items():
-            for pos, person_id in enumerate(members):
-                if person_id not in known:
-                    loc = ("oncall", index, "layers", layer, pos)
-                    problems.append(
-                        f"{filename}:{line_of(loc)}: oncall[{index}].layers.{layer}[{pos}]: "
-                        f"unknown person {person_id!r}"
-                    )
     return problems

@@ -60,12 +60,12 @@ def explain_playbook(path: str, alert_path: str | None, region: str | None, acce
     from responder.engine.plan import compile_plan
     from responder.engine.playbook import AlertFacts, Playbook
     from responder.intake.schema import parse_alert
-    from responder.oncall.roster import Roster
-    from responder.settings import ConfigFile, EnvSettings
+    from responder.oncall.config import load_roster
+    from responder.settings import load_settings
     from responder.yamlfile import load_yaml, validate_doc
 
     playbook = validate_doc(load_yaml(Path(path)), Playbook)
-    config = validate_doc(load_yaml(EnvSettings().config_path), ConfigFile)
+    roster = load_roster(load_settings(require_secrets=False))
     facts = None
     if alert_path:
         try:
@@ -78,6 +78,6 @@ def explain_playbook(path: str, alert_path: str | None, region: str | None, acce
         accept_s = parse_duration_s(accept_at) if accept_at else None
     except ValueError as exc:
         raise ConfigError([f"--accept-at: {exc}"]) from exc
-    for line in explain(compile_plan(playbook), Roster(config), Scenario(region, accept_s, facts)):
+    for line in explain(compile_plan(playbook), roster, Scenario(region, accept_s, facts)):
         print(line)
     return 0

@@ -15,11 +15,14 @@ import aiohttp
 from aiohttp import web
 
 from responder.app import build_app
-from responder.settings import Settings, load_settings
+from responder.oncall.config import load_schedules
+from responder.oncall.roster import Roster
+from responder.settings import ConfigFile, Settings, load_settings
 from responder.simulator import PhoneSimulator
 from responder.store.db import Database
 from responder.store.migrate import upgrade
 from responder.tools import signed_headers
+from responder.yamlfile import load_yaml, validate_doc
 
 ROOT = Path(__file__).resolve().parents[1]
 # Copies of ../shared/samples/alerts (fictional people), kept in the repo so a fresh clone is complete.
@@ -170,3 +173,9 @@ async def patient_phones() -> AsyncIterator[PhoneSimulator]:
         yield simulator
     finally:
         await simulator.stop()
+
+
+def shipped_roster() -> Roster:
+    """The people of config/responder.yaml with the schedules of config/schedules/."""
+    config = validate_doc(load_yaml(ROOT / "config" / "responder.yaml"), ConfigFile)
+    return Roster(config, load_schedules(ROOT / "config" / "schedules", config.people))

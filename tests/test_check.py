@@ -33,6 +33,7 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     shutil.copy(ROOT / "config" / "responder.yaml", config)
     playbooks = tmp_path / "playbooks"
     shutil.copytree(ROOT / "playbooks", playbooks)
+    shutil.copytree(ROOT / "config" / "schedules", tmp_path / "schedules")
     return config, playbooks
 
 
@@ -59,10 +60,53 @@ def test_shipped_config_and_playbooks_pass(tree: tuple[Path, Path]) -> None:
         ),
         ("config", "roles: [manager]", "roles: [boss]", "responder.yaml:17: people[5].roles[0]"),
         (
+            "team-leads.yaml",
+            "{name: primary, people: [tom]}",
+            "{name: primary, people: [tim]}",
+            "team-leads.yaml:7: layers[0].people[0]: unknown person 'tim'",
+        ),
+        (
+            "team-leads.yaml",
+            "{name: primary, people: [tom]}",
+            "{name: primary, people: [maya]}",
+            "layers[0].people[0]: 'maya' does not have the role team_lead",
+        ),
+        (
+            "team-leads.yaml",
+            "{name: primary, people: [tom]}",
+            "{name: primary, people: [tom, ines], rotation: fortnightly, start: 2026-11-02}",
+            "team-leads.yaml:7: layers[0].rotation: give hourly, daily, weekly or a duration",
+        ),
+        (
+            "team-leads.yaml",
+            "{name: primary, people: [tom]}",
+            "{name: primary, people: [tom, maya]}",
+            "layers[0]: start: give the date of the first hand-off when the layer rotates",
+        ),
+        (
+            "team-leads.yaml",
+            "time_zone: Europe/Paris",
+            "time_zone: Europe/Pariss",
+            "team-leads.yaml:5: time_zone: unknown time zone 'Europe/Pariss'",
+        ),
+        (
+            "team-leads.yaml",
+            "{name: primary, people: [tom]}",
+            "{name: primary, people: [tom], hours: 8-20}",
+            "layers[0].hours: write local hours as HH:MM-HH:MM",
+        ),
+        (
+            "team-leads.yaml",
+            "layers:",
+            "overrides:\n  - {person: tom, start: 2026-12-24T18:00:00+01:00,"
+            " end: 2026-12-24T08:00:00+01:00}\nlayers:",
+            "overrides[0]: end must be after start",
+        ),
+        (
             "config",
-            "layers: {primary: [tom]}",
-            "layers: {primary: [tim]}",
-            "oncall[6].layers.primary[0]: unknown person 'tim'",
+            "default_team: [lee, tom]",
+            "default_team: [lee, tim]",
+            "default_team[1]: unknown person 'tim'",
         ),
         (
             "config",
@@ -94,22 +138,17 @@ def test_shipped_config_and_playbooks_pass(tree: tuple[Path, Path]) -> None:
             "playbook",
             "[{role: negotiator, layer: backup}]",
             "[{role: negotiator, layer: reserve}]",
-            "paging.tiers[1].targets[0].layer: no on-call entry has a 'reserve' layer for negotiator",
+            "paging.tiers[1].targets[0].layer: no schedule has a 'reserve' layer for negotiator",
         ),
-        (
-            "config",
-            '  - {role: manager, region: "*", layers: {primary: [maya]}}',
-            '  - {role: manager, region: "*", layers: {primary: [maya]}}\n'
-            '  - {role: manager, region: "*", layers: {primary: [tom]}}',
-            "oncall[8]: manager in * repeats oncall[7]",
-        ),
+        ("managers.yaml", "id: managers", "id: team-leads", "id: 'team-leads' is also the id in"),
     ],
 )
 def test_mistakes_are_named_with_file_line_and_field(
     tree: tuple[Path, Path], file: str, old: str, new: str, expected: str
 ) -> None:
     config, playbooks = tree
-    edit(config if file == "config" else playbooks / "imminent-risk.yaml", old, new)
+    target = {"config": config, "playbook": playbooks / "imminent-risk.yaml"}.get(file)
+    edit(target or config.parent / "schedules" / file, old, new)
     result = run_check(config, playbooks)
     assert result.returncode == 2
     assert expected in result.stderr, result.stderr

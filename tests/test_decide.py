@@ -12,9 +12,8 @@ from responder.engine.decide import CaseView, next_actions
 from responder.engine.plan import Plan, compile_plan
 from responder.engine.playbook import Playbook, load_playbooks
 from responder.oncall.roster import Roster
-from responder.settings import ConfigFile
-from responder.yamlfile import load_yaml, validate_doc
-from tests.harness import ROOT
+from responder.yamlfile import validate_doc
+from tests.harness import ROOT, shipped_roster
 
 START = datetime(2026, 11, 28, 2, 14, tzinfo=UTC)
 
@@ -27,7 +26,7 @@ def plan() -> Plan:
 
 @pytest.fixture(scope="module")
 def roster() -> Roster:
-    return Roster(validate_doc(load_yaml(ROOT / "config" / "responder.yaml"), ConfigFile))
+    return shipped_roster()
 
 
 def new_case(region: str = "FR-75") -> CaseView:

@@ -12,16 +12,13 @@ from hypothesis import strategies as st
 from responder.engine.decide import CaseView, due_at, next_actions, pull_forward
 from responder.engine.plan import Plan, compile_plan
 from responder.engine.playbook import load_playbooks
-from responder.oncall.roster import Roster
-from responder.settings import ConfigFile
-from responder.yamlfile import load_yaml, validate_doc
-from tests.harness import ROOT
+from tests.harness import ROOT, shipped_roster
 
 START = datetime(2026, 11, 28, tzinfo=UTC)
 # Same examples every run (a test suite must not flake), no timing-based health checks on a busy CI box.
 STEADY = {"deadline": None, "derandomize": True, "suppress_health_check": [HealthCheck.too_slow]}
 PLANS = [compile_plan(p) for p in load_playbooks(ROOT / "playbooks")]
-ROSTER = Roster(validate_doc(load_yaml(ROOT / "config" / "responder.yaml"), ConfigFile))
+ROSTER = shipped_roster()
 REGIONS = st.sampled_from(["FR-75", "FR", "IN-UP", "US-CA", "BR-SP", None])
 # Gaps between wake-ups: often tiny (a busy engine), sometimes long (a process down for a while).
 GAPS = st.lists(st.floats(min_value=0, max_value=1800, allow_nan=False), min_size=1, max_size=40)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from responder.app import check_playbooks
 from responder.engine.playbook import load_playbooks
 from responder.errors import ConfigError
-from tests.harness import ROOT
+from tests.harness import ROOT, shipped_roster
 
 DEFAULT = (ROOT / "playbooks" / "imminent-risk.yaml").read_text()
 
@@ -58,7 +59,7 @@ MISTAKES = [
         "target with role and person",
         "[{role: team_lead}]",
         "[{role: team_lead, person: tom}]",
-        "paging.tiers[2].targets[0]: give exactly one of 'role' or 'person'",
+        "paging.tiers[2].targets[0]: give exactly one of 'role', 'schedule' or 'person'",
     ),
     ("unknown role", "[{role: team_lead}]", "[{role: boss}]", "paging.tiers[2].targets[0].role"),
     (
@@ -121,6 +122,34 @@ MISTAKES = [
         "tier 'backup-negotiator': if_done names no task of this playbook ('identfy')",
     ),
 ]
+
+ROSTER_MISTAKES = [
+    (
+        "schedule target names no schedule",
+        "[{role: team_lead}]",
+        "[{schedule: team-leeds}]",
+        "paging.tiers[2].targets[0].schedule: no schedule 'team-leeds' with a 'primary' layer",
+    ),
+    (
+        "role target names a layer no schedule has",
+        "[{role: negotiator, layer: backup}]",
+        "[{role: negotiator, layer: tertiary}]",
+        "paging.tiers[1].targets[0].layer: no schedule has a 'tertiary' layer for negotiator",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "old", "new", "expected"), ROSTER_MISTAKES, ids=[m[0] for m in ROSTER_MISTAKES]
+)
+def test_a_playbook_naming_what_the_roster_lacks_is_refused(
+    tmp_path: Path, label: str, old: str, new: str, expected: str
+) -> None:
+    assert old in DEFAULT
+    (tmp_path / "imminent-risk.yaml").write_text(DEFAULT.replace(old, new, 1))
+    playbooks = load_playbooks(tmp_path)
+    problems = check_playbooks(shipped_roster(), playbooks)
+    assert any("imminent-risk.yaml:" in p and expected in p for p in problems), problems
 
 
 @pytest.mark.parametrize(("label", "old", "new", "expected"), MISTAKES, ids=[m[0] for m in MISTAKES])

@@ -46,6 +46,20 @@ def openapi_document() -> dict[str, Any]:
         "properties": {"outcome": {"enum": list(OUTCOMES)}, "note": {"type": "string", "maxLength": 2000}},
     }
     case_id = [{"name": "case_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    schedule_id = [{"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    components["Override"] = {
+        "type": "object",
+        "required": ["person", "start", "end"],
+        "properties": {
+            "person": {"type": "string"},
+            "start": {"type": "string", "format": "date-time"},
+            "end": {"type": "string", "format": "date-time"},
+            "layer": {"type": "string", "default": "primary"},
+            "replaces": {"type": "string"},
+            "reason": {"type": "string", "maxLength": 500},
+            "by": {"type": "string", "maxLength": 60, "description": "who asked (recorded as the actor)"},
+        },
+    }
     signed = [
         {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
         for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
@@ -116,6 +130,70 @@ def openapi_document() -> dict[str, Any]:
                         "404": _error("no such case"),
                         "409": _error("already resolved"),
                         "422": _error("unknown outcome or missing reason"),
+                    },
+                }
+            },
+            "/v1/oncall": {
+                "get": {
+                    "summary": "Who is on call, in order, for a role in a region at a time",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {"name": "role", "in": "query", "required": True, "schema": {"type": "string"}},
+                        {"name": "region", "in": "query", "schema": {"type": "string"}},
+                        {"name": "at", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {"name": "language", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": {"description": "people in layer order"},
+                        "422": _error("bad query"),
+                    },
+                }
+            },
+            "/v1/schedules": {
+                "get": {
+                    "summary": "Schedules with their feed URLs",
+                    "security": [{"bearer": []}],
+                    "responses": {"200": {"description": "schedules"}, "401": _error("no token")},
+                }
+            },
+            "/v1/schedules/{schedule_id}": {
+                "get": {
+                    "summary": "A schedule: overrides, the next 7 days' turns, its timeline (audit)",
+                    "security": [{"bearer": []}],
+                    "parameters": schedule_id,
+                    "responses": {"200": {"description": "the schedule"}, "404": _error("no such schedule")},
+                }
+            },
+            "/v1/schedules/{schedule_id}/overrides": {
+                "post": {
+                    "summary": "Put a person in a layer for a window (audited)",
+                    "security": [{"bearer": []}],
+                    "parameters": schedule_id,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Override"}}
+                        },
+                    },
+                    "responses": {
+                        "201": {"description": "the override's id"},
+                        "404": _error("no such schedule"),
+                        "422": _error("bad field, one entry per field"),
+                    },
+                }
+            },
+            "/v1/schedules/{schedule_id}/overrides/{override_id}": {
+                "delete": {
+                    "summary": "Cancel an override (audited)",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        *schedule_id,
+                        {"name": "override_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": {"description": "cancelled"},
+                        "404": _error("no such override"),
+                        "409": _error("already cancelled"),
                     },
                 }
             },

@@ -40,6 +40,7 @@ class PageAction:
     step: int
     tier: str
     purpose: str = "page"
+    notice: str = ""  # for purpose "notice": which message (paging/messages.py); "" is all-hands
 
 
 @dataclass(frozen=True)
@@ -94,14 +95,17 @@ def _act(
 ) -> tuple[list[PageAction], list[EventAction]]:
     if step.kind == "all_hands":
         return _all_hands(step, case, roster, now)
+    language = case.facts.language if case.facts is not None else None
     people: list[PersonConfig] = []
     for target in step.targets:
         if target.person is not None:
             person = roster.person(target.person)
             found = [person] if person is not None and person.active else []
+        elif target.schedule is not None:
+            found = roster.in_schedule(target.schedule, target.layer, now)
         else:
             assert target.role is not None
-            found = roster.on_call(target.role, case.region, target.layer, now)
+            found = roster.on_call(target.role, case.region, target.layer, now, language)
         people += [p for p in found if p not in people]
     detail = {"step": step.index, "tier": step.tier, "pass": step.pass_no, "channel": step.channels[0]}
     if step.when is not None and (case.facts is None or not step.when.holds(case.facts)):
@@ -112,13 +116,37 @@ def _act(
         return [], [EventAction("tier_skipped", {**detail, "reason": f"task {step.if_done!r} is not done"})]
     if step.unless_done is not None and step.unless_done in case.done:
         return [], [EventAction("tier_skipped", {**detail, "reason": f"task {step.unless_done!r} is done"})]
-    paged = [p for p in people if p.id not in case.declined]
     if not people:
-        return [], [EventAction("tier_unstaffed", detail)]
+        return _fallback(step, case, roster, now, detail)
+    paged = [p for p in people if p.id not in case.declined]
     if not paged:
         return [], [EventAction("tier_declined", {**detail, "people": [p.id for p in people]})]
-    pages = [PageAction(p.id, step.channels[0], step.index, step.tier) for p in paged]
+    pages = [PageAction(p.id, channel_for(p, step.channels[0]), step.index, step.tier) for p in paged]
     return pages, [EventAction("step_fired", {**detail, "people": [p.id for p in paged]})]
+
+
+def channel_for(person: PersonConfig, channel: str) -> str:
+    """The step's channel, unless the person does not take it: then their first preferred one."""
+    return channel if channel in person.channels else person.channels[0]
+
+
+def _fallback(
+    step: Step, case: CaseView, roster: Roster, now: datetime, detail: dict[str, Any]
+) -> tuple[list[PageAction], list[EventAction]]:
+    """Nobody on call anywhere up the region chain: page the programme's default team and tell the
+    on-call manager, rather than wait for a schedule to start. With no default team, move on."""
+    team = [p for p in roster.fallback_team() if p.id not in case.declined]
+    if not team:
+        return [], [EventAction("tier_unstaffed", detail)]
+    channel = step.channels[0]
+    pages = [PageAction(p.id, channel_for(p, channel), step.index, step.tier) for p in team]
+    told = [m for m in roster.everyone_on_call("manager", case.region, now) if m not in team]
+    pages += [PageAction(m.id, "sms", step.index, step.tier, "notice", "unstaffed") for m in told]
+    event = {**detail, "people": [p.id for p in team], "notified": [m.id for m in told]}
+    return pages, [
+        EventAction("tier_unstaffed", {**detail, "fallback": "default_team"}),
+        EventAction("step_fired", event),
+    ]
 
 
 def _all_hands(
@@ -128,6 +156,8 @@ def _all_hands(
     people: list[PersonConfig] = []
     for role in step.roles:
         people += [p for p in roster.everyone_on_call(role, case.region, now) if p not in people]
+    if not people:
+        people = roster.fallback_team()
     pages = [PageAction(p.id, ch, step.index, step.tier) for p in people for ch in step.channels]
     notified: list[str] = []
     for role in step.notify:

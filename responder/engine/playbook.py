@@ -27,20 +27,26 @@ class _Strict(BaseModel):
 
 
 class Target(_Strict):
-    """Who a tier pages: a role resolved through on-call for the case's region, or one person."""
+    """Who a tier pages: a role resolved through on-call for the case's region, a named schedule's
+    layer, or one person."""
 
     role: Role | None = None
     layer: str = "primary"
     person: str | None = None
+    schedule: str | None = None  # a named schedule's layer, whatever the case's region
 
     @model_validator(mode="after")
     def _one_kind(self) -> Target:
-        if (self.role is None) == (self.person is None):
-            raise ValueError("give exactly one of 'role' or 'person'")
+        if [self.role, self.person, self.schedule].count(None) != 2:
+            raise ValueError("give exactly one of 'role', 'schedule' or 'person'")
         return self
 
     def describe(self) -> str:
-        return f"person {self.person}" if self.person else f"{self.layer} {self.role}"
+        if self.person:
+            return f"person {self.person}"
+        if self.schedule:
+            return f"{self.layer} of schedule {self.schedule}"
+        return f"{self.layer} {self.role}"
 
 
 class ChannelStep(_Strict):

@@ -218,6 +218,7 @@ class Engine:
             decision.skew_s,
         )
         log.info("steps_fired", case_id=case.id, pages=len(decision.pages), next_step=decision.next_step)
+        facts = PageFacts(case.ref, case.risk_level, case.region)
         return [
             {
                 "id": new_id(),
@@ -227,7 +228,7 @@ class Engine:
                 "purpose": p.purpose,
                 "step": p.step,
                 "tier": p.tier,
-                "body": "",
+                "body": self._notice_text(p.person_id, p.notice, facts) if p.notice else "",
                 "status": "pending",
                 "created_at": now,
                 "not_before": now,

@@ -1,63 +1,75 @@
-"""Who is on call for a role in a region, now (first cut: ordered layers; rotations come later)."""
+"""The roster: people and schedules, answering who is on call for a role in a region at a time.
+
+Schedules come from config/schedules/ (reloaded when the files change) plus overrides made through the
+API (kept in the database and copied here); `responder.oncall.schedule` does the answering.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from responder.settings import DEFAULT_REGION, ConfigFile, OnCallConfig, PersonConfig
+from responder.oncall.schedule import OnCall, Override, Schedule, layer_person, region_chain, resolve
+from responder.settings import ConfigFile, PersonConfig
 
-
-def region_chain(region: str | None) -> list[str]:
-    """Where to look, most local first: FR-75 → FR → * (the programme default)."""
-    if not region or region == DEFAULT_REGION:
-        return [DEFAULT_REGION]
-    chain = [region]
-    if "-" in region:
-        chain.append(region.split("-", 1)[0])
-    chain.append(DEFAULT_REGION)
-    return chain
+__all__ = ["Roster", "region_chain"]
 
 
 class Roster:
-    """The people and on-call assignments from the config file, indexed for quick answers."""
+    """People and schedules, indexed for quick answers; schedules and overrides can be swapped live."""
 
-    def __init__(self, config: ConfigFile) -> None:
+    def __init__(self, config: ConfigFile, schedules: Sequence[Schedule] = ()) -> None:
         self.people = {p.id: p for p in config.people}
-        self._oncall: dict[tuple[str, str], OnCallConfig] = {(e.role, e.region): e for e in config.oncall}
+        self._by_phone = {n: p for p in config.people for n in p.numbers}
+        self.default_team = tuple(config.default_team)
+        self.configured: list[Schedule] = list(schedules)
+        self._extra: dict[str, list[Override]] = {}
+        self.schedules: list[Schedule] = list(schedules)
 
     def person(self, person_id: str) -> PersonConfig | None:
         return self.people.get(person_id)
 
     def by_phone(self, phone: str) -> PersonConfig | None:
-        return next((p for p in self.people.values() if p.phone == phone), None)
+        return self._by_phone.get(phone)
 
-    def _entry(self, role: str, region: str | None) -> OnCallConfig | None:
-        for candidate in region_chain(region):
-            entry = self._oncall.get((role, candidate))
-            if entry is not None and self._layer_people(entry, None):
-                return entry
-        return None
+    def schedule(self, schedule_id: str) -> Schedule | None:
+        return next((s for s in self.schedules if s.id == schedule_id), None)
 
-    def _layer_people(self, entry: OnCallConfig, layer: str | None) -> list[PersonConfig]:
-        layers = [entry.layers.get(layer, ())] if layer else list(entry.layers.values())
-        found: list[PersonConfig] = []
-        for members in layers:
-            active = [self.people[m] for m in members if m in self.people and self.people[m].active]
-            if active and active[0] not in found:
-                found.append(active[0])
-        return found
+    def replace_schedules(self, schedules: Sequence[Schedule]) -> None:
+        """New schedules from the files (a reload); API overrides stay."""
+        self.configured = list(schedules)
+        self._merge()
 
-    def on_call(self, role: str, region: str | None, layer: str, at: datetime) -> list[PersonConfig]:
-        """The person on call in that layer, nearest region first; empty when nobody is."""
-        for candidate in region_chain(region):
-            entry = self._oncall.get((role, candidate))
-            if entry is not None:
-                people = self._layer_people(entry, layer)
-                if people:
-                    return people
-        return []
+    def set_overrides(self, overrides: Mapping[str, Iterable[Override]]) -> None:
+        """The overrides made through the API, per schedule id."""
+        self._extra = {k: list(v) for k, v in overrides.items()}
+        self._merge()
 
-    def everyone_on_call(self, role: str, region: str | None, at: datetime) -> list[PersonConfig]:
+    def _merge(self) -> None:
+        self.schedules = [s.with_overrides(self._extra.get(s.id, ())) for s in self.configured]
+
+    def who(self, role: str, region: str | None, at: datetime, language: str | None = None) -> list[OnCall]:
+        """Who, in order, for the role in the region at that time (nearest staffed region)."""
+        return resolve(self.schedules, self.people, role, region, at, language)
+
+    def on_call(
+        self, role: str, region: str | None, layer: str, at: datetime, language: str | None = None
+    ) -> list[PersonConfig]:
+        """The person holding that layer slot, nearest staffed region; empty when nobody does."""
+        return [self.people[o.person] for o in self.who(role, region, at, language) if o.layer == layer]
+
+    def everyone_on_call(
+        self, role: str, region: str | None, at: datetime, language: str | None = None
+    ) -> list[PersonConfig]:
         """Every layer's on-call person for the role (all-hands), nearest staffed region."""
-        entry = self._entry(role, region)
-        return self._layer_people(entry, None) if entry else []
+        return [self.people[o.person] for o in self.who(role, region, at, language)]
+
+    def in_schedule(self, schedule_id: str, layer: str, at: datetime) -> list[PersonConfig]:
+        """Whoever holds that layer of that schedule now (an empty list when nobody does)."""
+        schedule = self.schedule(schedule_id)
+        holder = layer_person(schedule, layer, at, self.people) if schedule is not None else None
+        return [self.people[holder[0]]] if holder is not None else []
+
+    def fallback_team(self) -> list[PersonConfig]:
+        """The programme's default team (active people), paged when a tier finds nobody on call."""
+        return [self.people[p] for p in self.default_team if p in self.people and self.people[p].active]

@@ -60,6 +60,8 @@ _SMS_LINES = {
         "(voice continues).",
         "exhausted": "RESPONDER case {ref}: {risk} risk, region {region}: nobody accepted after the full "
         "chain; all on-call staff are being paged.",
+        "unstaffed": "RESPONDER case {ref}: {risk} risk, region {region}: nobody is on call there; the "
+        "default team is being paged.",
         "stopped": "You will get no more SMS pages; voice pages continue. Reply START to resume.",
         "started": "SMS pages resumed.",
         "went_live": "RESPONDER case {ref}: the content is now LIVE. Open the case now.",
@@ -82,6 +84,8 @@ _SMS_LINES = {
         "STOP arrête les SMS (les appels continuent).",
         "exhausted": "RESPONDER dossier {ref} : risque {risk}, région {region} : personne n'a accepté après "
         "toute la chaîne ; toute l'astreinte est alertée.",
+        "unstaffed": "RESPONDER dossier {ref} : risque {risk}, région {region} : personne d'astreinte ; "
+        "l'équipe par défaut est alertée.",
         "stopped": "Vous ne recevrez plus d'alertes par SMS ; les appels continuent. Répondez START pour "
         "reprendre.",
         "started": "Alertes SMS reprises.",
@@ -135,3 +139,14 @@ def sms_line(
     risk = _risk(facts, lang) if facts else ""
     region = (facts.region or "unknown") if facts else ""
     return _SMS_LINES[lang][key].format(ref=ref, holder=holder, risk=risk, region=region, task=task)
+
+
+_HANDOFF = {
+    "en": "RESPONDER: you are on call from now: {role} {regions} ({layer}), until {until}.",
+    "fr": "RESPONDER : vous êtes d'astreinte dès maintenant : {role} {regions} ({layer}), jusqu'au {until}.",
+}
+
+
+def handoff_line(lang: str, role: str, regions: str, layer: str, until: str) -> str:
+    """The SMS to a person whose on-call turn starts (no personal data of anyone else)."""
+    return _HANDOFF.get(lang, _HANDOFF["en"]).format(role=role, regions=regions, layer=layer, until=until)

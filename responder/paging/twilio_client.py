@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
@@ -51,14 +52,12 @@ class TwilioGateway:
         self._client = Client(account_sid, auth_token, http_client=self._http)
         self._client.api.base_url = api_base
 
-    async def send_sms(self, to: str, body: str, status_callback: str) -> Sent:
+    async def send_sms(self, to: str, body: str, status_callback: str | None) -> Sent:
+        """An SMS; `status_callback` None for notices nobody tracks (a hand-off)."""
+        extra: dict[str, Any] = {"status_callback": status_callback} if status_callback else {}
         return await self._call(
             self._client.messages.create_async(
-                to=to,
-                from_=self.from_number,
-                body=body,
-                status_callback=status_callback,
-                validity_period=SMS_VALIDITY_S,
+                to=to, from_=self.from_number, body=body, validity_period=SMS_VALIDITY_S, **extra
             )
         )
 

@@ -149,3 +149,44 @@ class Page(SQLModel, table=True):
     sent_at: datetime | None = _utc(default=None, nullable=True)
     updated_at: datetime = _utc()
     link_used_at: datetime | None = _utc(default=None, nullable=True)
+
+
+class ScheduleOverride(SQLModel, table=True):
+    """An override made through the API: `person` holds a layer of a schedule for [start_at, end_at)."""
+
+    __tablename__ = "schedule_override"
+    id: str = Field(primary_key=True, max_length=36)
+    schedule_id: str = Field(index=True, max_length=64)
+    layer: str = Field(max_length=64)
+    person_id: str = Field(max_length=64)
+    replaces: str | None = Field(default=None, max_length=64)
+    start_at: datetime = _utc()
+    end_at: datetime = _utc()
+    reason: str = Field(default="", max_length=500)
+    created_by: str = Field(max_length=80)
+    created_at: datetime = _utc()
+    cancelled_at: datetime | None = _utc(default=None, nullable=True)
+    cancelled_by: str | None = Field(default=None, max_length=80)
+
+
+class ScheduleEvent(SQLModel, table=True):
+    """The append-only timeline of a schedule: who changed what, when (the audit of admin changes)."""
+
+    __tablename__ = "schedule_event"
+    id: int | None = Field(default=None, primary_key=True)
+    schedule_id: str = Field(index=True, max_length=64)
+    at: datetime = _utc()
+    type: str = Field(max_length=40)
+    actor: str = Field(max_length=80)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class HandoffNotice(SQLModel, table=True):
+    """A hand-off SMS claimed for one turn (at most one per turn, whichever replica sees it first)."""
+
+    __tablename__ = "handoff_notice"
+    schedule_id: str = Field(primary_key=True, max_length=64)
+    layer: str = Field(primary_key=True, max_length=64)
+    start_at: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    person_id: str = Field(max_length=64)
+    created_at: datetime = _utc()

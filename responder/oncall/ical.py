@@ -1,0 +1,69 @@
+"""iCalendar feeds of on-call turns, per schedule and per person, behind a secret URL."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from icalendar import Calendar, Event
+
+from responder.oncall.schedule import Schedule, Span, spans
+from responder.settings import PersonConfig
+
+
+def feed_key(secret: str, kind: str, ident: str) -> str:
+    """The secret part of a feed URL: only someone given the URL can read the feed."""
+    mac = hmac.new(secret.encode(), f"ical:{kind}:{ident}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")[:32]
+
+
+def feed_path(secret: str, kind: str, ident: str) -> str:
+    return f"/ical/{kind}/{ident}.ics?key={feed_key(secret, kind, ident)}"
+
+
+def key_matches(secret: str, kind: str, ident: str, given: str) -> bool:
+    return hmac.compare_digest(given, feed_key(secret, kind, ident))
+
+
+def schedule_spans(
+    schedules: Sequence[Schedule],
+    people: Mapping[str, PersonConfig],
+    start: datetime,
+    end: datetime,
+    person: str | None = None,
+) -> list[Span]:
+    found = [s for schedule in schedules for s in spans(schedule, start, end, people)]
+    return sorted((s for s in found if person is None or s.person == person), key=lambda s: s.start)
+
+
+def calendar(
+    name: str,
+    turns: Sequence[Span],
+    schedules: Mapping[str, Schedule],
+    people: Mapping[str, PersonConfig],
+    now: datetime,
+) -> bytes:
+    """One VEVENT per turn: "Ana on call: negotiator FR-75 (primary)"."""
+    cal = Calendar()
+    cal.add("prodid", "-//responder//on-call//EN")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", name)
+    for turn in turns:
+        schedule = schedules[turn.schedule]
+        person = people[turn.person]
+        event = Event()
+        regions = ", ".join(schedule.regions)
+        event.add(
+            "uid", f"{turn.schedule}.{turn.layer}.{turn.person}.{int(turn.start.timestamp())}@responder"
+        )
+        event.add("dtstamp", now)
+        event.add("dtstart", turn.start)
+        event.add("dtend", turn.end)
+        override = " (override)" if turn.override else ""
+        event.add("summary", f"{person.name} on call: {schedule.role} {regions} ({turn.layer}){override}")
+        event.add("categories", [schedule.id])
+        cal.add_component(event)
+    return bytes(cal.to_ical())
