@@ -97,3 +97,56 @@ async def test_a_tier_waiting_for_a_task_is_paged_only_once_it_is_done(
         assert skipped(second_case) == []
     finally:
         await stop_service(service)
+
+
+SHORT_CHAIN = """
+name: imminent-risk
+default: true
+paging:
+  tiers:
+    - id: first
+      targets: [{role: negotiator}]
+      channels: [{channel: sms}]
+      ack_timeout: 1m
+    - id: lead
+      targets: [{role: team_lead}]
+      channels: [{channel: sms}]
+      ack_timeout: 1m
+  repeat: 1
+  exhausted:
+    page_all: [negotiator, team_lead]
+    notify: [manager]
+    channels: [sms]
+    every: 2m
+"""
+
+
+async def test_an_exhausted_chain_pages_all_hands_and_tells_the_manager_until_someone_accepts(
+    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    playbooks = tmp_path / "playbooks"
+    shutil.copytree(ROOT / "playbooks", playbooks)
+    (playbooks / "imminent-risk.yaml").write_text(SHORT_CHAIN)
+    service = await start_service(db_url, sim, http, RESPONDER_PLAYBOOKS_DIR=str(playbooks))
+    try:
+        status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+        assert status == 202
+        ana, tom, bruno, maya = (service.phone_of(p) for p in ("ana", "tom", "bruno", "maya"))
+        # Two passes of ana (T+0, T+2m) and tom (T+1m, T+3m), then all-hands at T+4m: every layer of
+        # the Paris negotiators (ana and bruno) and the team lead; the manager gets a notice.
+        for _ in range(2):
+            await ana.expect_sms(contains="ACK", timeout_s=2)
+            await tom.expect_sms(contains="ACK", timeout_s=2)
+        await bruno.expect_sms(contains="ACK", timeout_s=4 * 60 * SCALE + 1.5)
+        notice = await maya.expect_sms(contains="nobody accepted", timeout_s=1.5)
+        assert "FR-75" in notice.body
+        # It goes on every 2 minutes until someone accepts: again at T+6m.
+        await bruno.expect_sms(contains="ACK", timeout_s=2 * 60 * SCALE + 1.5)
+        await bruno.send_sms("ACK")
+        await maya.expect_sms(contains="nobody accepted", timeout_s=1.5)  # the second notice, at T+6m
+        await bruno.expect_no_sms("ACK", timeout_s=2 * 60 * SCALE + 0.5)  # and nothing after the accept
+        case = await service.case(body["case_id"])
+        assert case["status"] == "acknowledged" and case["accepted_by"]["id"] == "bruno"
+        assert [e["type"] for e in case["timeline"]].count("all_hands_paged") == 2
+    finally:
+        await stop_service(service)
