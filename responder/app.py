@@ -209,11 +209,11 @@ async def _reload_schedules(app: web.Application) -> None:
         log.error("schedules_reload_refused", problems=problems)
         return
     before = {s.id: s for s in roster.configured}
-    roster.replace_schedules(loaded)
-    for schedule in loaded:
+    for schedule in loaded:  # on the timeline before it takes effect
         if before.get(schedule.id) != schedule:
             detail = {"file": schedule._source}
             await store.record(app[DB], schedule.id, "schedule_reloaded", "config", now, detail)
+    roster.replace_schedules(loaded)
     log.info("schedules_reloaded", schedules=len(loaded))
 
 

@@ -36,6 +36,11 @@ class Behaviour:
     call: CallOutcome = "answer"
     api_error: ApiError | None = None
     api_error_count: int = 1
+    # Twilio refuses an SMS to this number at once (HTTP 400), e.g. 21614 "not a mobile number" or
+    # 21211 "invalid number"; 21610 happens by itself after the phone texts STOP.
+    sms_reject_code: int | None = None
+    # Status callbacks are lost on the way (the status is still there for a fetch of the resource).
+    callbacks: bool = True
 
     def __post_init__(self) -> None:
         _check_choice("sms", self.sms, get_args(SmsOutcome))
@@ -44,6 +49,10 @@ class Behaviour:
             _check_choice("api_error", self.api_error, get_args(ApiError))
         _check_int("sms_error_code", self.sms_error_code, minimum=1)
         _check_int("api_error_count", self.api_error_count, minimum=0)
+        if self.sms_reject_code is not None:
+            _check_int("sms_reject_code", self.sms_reject_code, minimum=1)
+        if not isinstance(self.callbacks, bool):
+            raise BehaviourError("callbacks", f"{self.callbacks!r} is not true or false")
 
     def updated(self, changes: Mapping[str, object]) -> Behaviour:
         """Return a copy with the given JSON fields changed; raises BehaviourError naming a bad field."""

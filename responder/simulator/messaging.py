@@ -19,7 +19,8 @@ async def deliver_message(carrier: Carrier, message: SimMessage, phone: Phone, b
     message.set_status("sending")
     await carrier.step()
     message.set_status("sent")
-    await _report_status(carrier, message)
+    if behaviour.callbacks:
+        await _report_status(carrier, message)
     await carrier.step()
     if behaviour.sms == "deliver":
         message.set_status("delivered")
@@ -28,7 +29,8 @@ async def deliver_message(carrier: Carrier, message: SimMessage, phone: Phone, b
         message.set_status(behaviour.sms)
     # The handset has it (or not) before Twilio learns so and calls back.
     phone.add_message(message)
-    await _report_status(carrier, message)
+    if behaviour.callbacks:
+        await _report_status(carrier, message)
 
 
 async def post_inbound_sms(carrier: Carrier, message: SimMessage, webhook_url: str) -> list[str]:

@@ -52,6 +52,7 @@ async def create_message(request: web.Request) -> web.Response:
     to = _required(form, "To", 21604, "A 'To' phone number is required.")
     _raise_api_error(board, to)
     _check_number(to)
+    _raise_sms_refusal(board, to)
     from_ = _required(form, "From", 21603, "A 'From' phone number is required.")
     body = _required(form, "Body", 21602, "Message body is required.")
     message = board.send_message(to, from_, body, _optional(form, "StatusCallback"))
@@ -121,6 +122,25 @@ def _raise_api_error(board: Switchboard, to: str) -> None:
     if status is not None:
         code, message = _API_ERRORS[status]
         raise TwilioApiError(status, code, message)
+
+
+_SMS_REFUSALS = {
+    21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number is not a valid mobile number",
+    21211: "The 'To' number is not a valid phone number.",
+}
+
+
+def _raise_sms_refusal(board: Switchboard, to: str) -> None:
+    """Twilio's own refusals: a recipient who texted STOP (21610), or one the behaviour says to refuse."""
+    phone = board.phones.get(to)
+    if phone is None:
+        return
+    if phone.opted_out:
+        raise TwilioApiError(400, 21610, _SMS_REFUSALS[21610])
+    code = phone.behaviour.sms_reject_code
+    if code is not None:
+        raise TwilioApiError(400, code, _SMS_REFUSALS.get(code, f"Message refused (error {code})"))
 
 
 def _check_number(to: str) -> None:

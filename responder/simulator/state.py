@@ -218,6 +218,7 @@ class Phone:
         self.undelivered: list[SimMessage] = []  # addressed to it but undelivered or failed
         self.sent: list[SimMessage] = []  # texts this phone sent to the service
         self.calls: list[SimCall] = []
+        self.opted_out = False  # texted STOP: Twilio refuses SMS to it (21610) until START
         self._gateway = gateway
         self._changes = changes
         self._behaviour = Behaviour()

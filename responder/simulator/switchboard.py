@@ -89,6 +89,11 @@ class Switchboard:
     async def receive_sms(self, phone: Phone, body: str) -> list[str]:
         """Post a phone's text to the service; deliver and return its TwiML replies."""
         service_number = self.service_numbers[0]
+        word = body.strip().upper()
+        if word in ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"):
+            phone.opted_out = True  # Twilio's own opt-out handling, before the service hears of it
+        elif word in ("START", "UNSTOP", "YES"):
+            phone.opted_out = False
         inbound = SimMessage(new_sid("SM"), service_number, phone.number, body, "inbound")
         inbound.set_status("received")
         self.messages[inbound.sid] = inbound
