@@ -94,7 +94,9 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app[PLAYBOOKS] = playbooks
     app[ROSTER] = roster
     app[VERIFIER] = SignatureVerifier(settings.webhook_secrets)
-    app[TWILIO_CHECKER] = SignatureChecker([settings.env.twilio_auth_token])
+    app[TWILIO_CHECKER] = SignatureChecker(
+        [settings.env.twilio_auth_token, settings.env.twilio_secondary_auth_token]
+    )
     link_secret = settings.env.link_secret or secrets.token_urlsafe(32)
     if not settings.env.link_secret:
         log.warning("link_secret_generated", hint="set RESPONDER_LINK_SECRET so links survive restarts")
@@ -189,8 +191,10 @@ async def _watch_schedules(app: web.Application) -> None:
                 seen = current
                 await _reload_schedules(app)
             await refresh_overrides(app)
+            await app[ENGINE].refresh_flags()  # STOPs and refused numbers seen by other replicas
             outbox, now = app[ENGINE].outbox, app[CLOCK].now()
             if outbox is not None:
+                await outbox.reconcile(settings.env.reconcile_after_s)
                 await send_handoffs(app[DB], app[ROSTER], outbox.gateway, since, now)
                 since = now
         except Exception:
@@ -231,11 +235,12 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         app[LINKS],
         env.public_url,
         app[CLOCK],
-        engine.fail_over,
+        engine.page_failed,
         engine.wake_at,
     )
     engine.integration_names = {number: name for name, number in app[INTAKE].integration_ids.items()}
     app[ENGINE] = engine
+    await engine.refresh_flags()
     engine.start(outbox)
     log.info("service_started", playbooks=sorted(plans), time_scale=env.time_scale)
     yield

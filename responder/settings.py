@@ -40,6 +40,8 @@ class EnvSettings(BaseSettings):
     public_url: str = Field("http://127.0.0.1:8080", validation_alias="RESPONDER_PUBLIC_URL")
     twilio_account_sid: str = Field("", validation_alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: str = Field("", validation_alias="TWILIO_AUTH_TOKEN", repr=False)
+    # During a rotation of the auth token: callbacks signed with this one are accepted too.
+    twilio_secondary_auth_token: str = Field("", validation_alias="TWILIO_SECONDARY_AUTH_TOKEN", repr=False)
     twilio_from: str = Field("", validation_alias="RESPONDER_TWILIO_FROM")
     twilio_api_base: str = Field("https://api.twilio.com", validation_alias="RESPONDER_TWILIO_API_BASE")
     api_token: str = Field("", validation_alias="RESPONDER_API_TOKEN", repr=False)
@@ -53,6 +55,8 @@ class EnvSettings(BaseSettings):
     # steps are woken by exact timers; the sweep bounds how long a replica takes over the work of one
     # that died (its wake-ups died with it).
     sweep_interval_s: float = Field(5.0, gt=0, le=300, validation_alias="RESPONDER_SWEEP_INTERVAL_S")
+    # A page Twilio took but has not reported on for this long is fetched from Twilio's API.
+    reconcile_after_s: float = Field(60.0, gt=0, le=3600, validation_alias="RESPONDER_RECONCILE_AFTER_S")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", validation_alias=AliasChoices("RESPONDER_LOG_FORMAT")
     )

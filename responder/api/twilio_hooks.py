@@ -57,7 +57,7 @@ async def status_callback(request: web.Request) -> web.Response:
         request.app[CLOCK].now(),
     )
     if news is not None and news.failed:
-        await request.app[ENGINE].fail_over(news.case_id, news.page_id, news.reason)
+        await request.app[ENGINE].page_failed(news.case_id, news.page_id, news.reason, news.error_code)
     return web.Response(status=204)
 
 
@@ -98,7 +98,7 @@ async def voice_menu(request: web.Request) -> web.Response:
             request.app[DB], page.id, "in-progress", None, answered_by, None, now
         )
         if news is not None and news.failed:
-            await request.app[ENGINE].fail_over(case.id, page.id, news.reason)
+            await request.app[ENGINE].page_failed(case.id, page.id, news.reason)
         return _xml(twiml.say_and_hang_up(voice_line("voicemail", lang, case.ref), voice_lang))
     if page.purpose == "notice":
         return _xml(twiml.say_and_hang_up(page.body, voice_lang))  # news, not a page: nothing to accept
@@ -107,7 +107,7 @@ async def voice_menu(request: web.Request) -> web.Response:
     play = request.query.get("play", "1")
     if play == "done":
         if await inbound.note_no_input(request.app[DB], page.id, now):
-            await request.app[ENGINE].fail_over(case.id, page.id, "no key pressed")
+            await request.app[ENGINE].page_failed(case.id, page.id, "no key pressed")
         return _xml(twiml.say_and_hang_up(voice_line("no_input", lang, case.ref), voice_lang))
     return _xml(_menu(request, page.id, facts, lang, int(play) if play.isdigit() else 1))
 
@@ -158,6 +158,7 @@ async def inbound_sms(request: web.Request) -> web.Response:
     if reply.verb == "help":
         return _xml(twiml.sms_reply(sms_line("help", lang=lang)))
     if reply.verb in ("stop", "start"):
+        await request.app[ENGINE].opt_out(person.id, reply.verb == "stop")
         return _xml(twiml.sms_reply(sms_line("stopped" if reply.verb == "stop" else "started", lang=lang)))
     found = (
         await inbound.find_page(request.app[DB], person.id, reply.code) if reply.verb != "unknown" else None

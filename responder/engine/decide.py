@@ -121,13 +121,20 @@ def _act(
     paged = [p for p in people if p.id not in case.declined]
     if not paged:
         return [], [EventAction("tier_declined", {**detail, "people": [p.id for p in people]})]
-    pages = [PageAction(p.id, channel_for(p, step.channels[0]), step.index, step.tier) for p in paged]
-    return pages, [EventAction("step_fired", {**detail, "people": [p.id for p in paged]})]
+    pages = _pages(roster, paged, step.channels[0], step)
+    if not pages:
+        return [], [EventAction("tier_unreachable", {**detail, "people": [p.id for p in paged]})]
+    return pages, [EventAction("step_fired", {**detail, "people": [p.person_id for p in pages]})]
 
 
-def channel_for(person: PersonConfig, channel: str) -> str:
-    """The step's channel, unless the person does not take it: then their first preferred one."""
-    return channel if channel in person.channels else person.channels[0]
+def _pages(roster: Roster, people: list[PersonConfig], channel: str, step: Step) -> list[PageAction]:
+    """A page per person on the step's channel, or on their first usable one; none if they have none."""
+    pages = []
+    for person in people:
+        usable = roster.channel_for(person, channel)
+        if usable is not None:
+            pages.append(PageAction(person.id, usable, step.index, step.tier))
+    return pages
 
 
 def _fallback(
@@ -138,10 +145,9 @@ def _fallback(
     team = [p for p in roster.fallback_team() if p.id not in case.declined]
     if not team:
         return [], [EventAction("tier_unstaffed", detail)]
-    channel = step.channels[0]
-    pages = [PageAction(p.id, channel_for(p, channel), step.index, step.tier) for p in team]
+    pages = _pages(roster, team, step.channels[0], step)
     told = [m for m in roster.everyone_on_call("manager", case.region, now) if m not in team]
-    pages += [PageAction(m.id, "sms", step.index, step.tier, "notice", "unstaffed") for m in told]
+    pages += _notices(roster, told, step, "unstaffed")
     event = {**detail, "people": [p.id for p in team], "notified": [m.id for m in told]}
     return pages, [
         EventAction("tier_unstaffed", {**detail, "fallback": "default_team"}),
@@ -158,13 +164,16 @@ def _all_hands(
         people += [p for p in roster.everyone_on_call(role, case.region, now) if p not in people]
     if not people:
         people = roster.fallback_team()
-    pages = [PageAction(p.id, ch, step.index, step.tier) for p in people for ch in step.channels]
-    notified: list[str] = []
+    pages: list[PageAction] = []
+    for channel in step.channels:
+        pages += [p for p in _pages(roster, people, channel, step) if p not in pages]
+    told: list[PersonConfig] = []
     for role in step.notify:
         for person in roster.everyone_on_call(role, case.region, now):
-            if person not in people and person.id not in notified:
-                notified.append(person.id)
-                pages.append(PageAction(person.id, "sms", step.index, step.tier, "notice"))
+            if person not in people and person not in told:
+                told.append(person)
+    pages += _notices(roster, told, step, "")
+    notified = [p.id for p in told]
     detail = {
         "step": step.index,
         "repeat": step.pass_no,
@@ -172,6 +181,16 @@ def _all_hands(
         "notified": notified,
     }
     return pages, [EventAction("all_hands_paged", detail)]
+
+
+def _notices(roster: Roster, people: list[PersonConfig], step: Step, notice: str) -> list[PageAction]:
+    """SMS notices (read out by a call to someone whose SMS is flagged)."""
+    found = []
+    for person in people:
+        channel = roster.channel_for(person, "sms")
+        if channel is not None:
+            found.append(PageAction(person.id, channel, step.index, step.tier, "notice", notice))
+    return found
 
 
 def pull_forward(case: CaseView, plan: Plan, now: datetime) -> float:

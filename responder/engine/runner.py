@@ -21,8 +21,11 @@ from responder.engine.work import apply_work
 from responder.logging import get_logger
 from responder.metrics import STEP_LATENESS
 from responder.oncall.roster import Roster
+from responder.paging.contacts import ALL, STOP_REASON, clear_flag, load_flags, meaning_of, set_flag
 from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.paging.outbox import STALE_CLAIM_S, Outbox
+from responder.paging.twilio_client import SendFailed
+from responder.settings import PersonConfig
 from responder.store.db import Database
 from responder.store.models import Case, CaseTask, Page
 from responder.store.queries import (
@@ -254,6 +257,147 @@ class Engine:
         when = min((t for t in candidates if t is not None), default=None)
         if when is not None:
             self.waker.wake_at(when)
+
+    async def refresh_flags(self) -> None:
+        """Copy the contact flags from the database into the roster."""
+        async with self.db.sessions() as session:
+            self.roster.set_flags(await load_flags(session))
+
+    async def page_failed(
+        self, case_id: str, page_id: str, reason: str, error_code: int | None = None
+    ) -> None:
+        """A page (or notice) failed. Flag the channel if the error code says it is dead for that number
+        (and tell the manager), then try the person's next untried channel at once; only when they have
+        none left does the chain move on to the next step."""
+        now, meaning = self.clock.now(), meaning_of(error_code)
+        alternative: str | None = None
+        flagged = False
+        async with self.db.transaction() as session:
+            page = await session.get(Page, page_id)
+            case = await session.get(Case, case_id, with_for_update=True)
+            person = self.roster.person(page.person_id) if page is not None else None
+            if page is None or case is None or person is None:
+                return
+            if meaning is not None and meaning.channel is not None:
+                channel = meaning.channel if meaning.channel == ALL else page.channel
+                flagged = await set_flag(
+                    session, self.db.is_sqlite, person.id, channel, meaning.reason, error_code, "twilio", now
+                )
+                if flagged:
+                    await self.tell_managers(session, case, person, meaning.reason, now)
+                    self.roster.set_flags(await load_flags(session))
+            if page.purpose != "page" or case.status != OPEN:
+                return
+            tried = set(
+                (
+                    await session.execute(
+                        select(col(Page.channel)).where(
+                            col(Page.case_id) == case_id,
+                            col(Page.person_id) == person.id,
+                            col(Page.purpose) == "page",
+                        )
+                    )
+                ).scalars()
+            )
+            alternative = next((c for c in self.roster.usable_channels(person) if c not in tried), None)
+            if alternative is not None and page.step is not None:
+                await insert_pages(session, [self._page_row(case.id, person.id, alternative, page, now)])
+                detail = {"page": page_id, "person": person.id, "from": page.channel, "to": alternative}
+                add_event(session, case.id, "channel_failover", "engine", now, {**detail, "reason": reason})
+        if alternative is not None:
+            log.info("channel_failover", case_id=case_id, page_id=page_id, to=alternative, reason=reason)
+            if self.outbox is not None:
+                self.outbox.kick()
+            return
+        await self.fail_over(case_id, page_id, reason)
+
+    async def opt_out(self, person_id: str, stop: bool) -> None:
+        """STOP: SMS to this person is flagged (voice takes over) and the managers are told, on the
+        timeline of the person's latest case when there is one. START: the flag goes."""
+        now = self.clock.now()
+        person = self.roster.person(person_id)
+        if person is None:
+            return
+        async with self.db.transaction() as session:
+            if not stop:
+                if await clear_flag(session, person_id, "sms"):
+                    log.info("contact_opted_in", person_id=person_id)
+                self.roster.set_flags(await load_flags(session))
+                return
+            new = await set_flag(
+                session, self.db.is_sqlite, person_id, "sms", STOP_REASON, None, f"person:{person_id}", now
+            )
+            self.roster.set_flags(await load_flags(session))
+            if not new:
+                return
+            latest = (
+                await session.execute(
+                    select(Case)
+                    .join(Page, col(Page.case_id) == col(Case.id))
+                    .where(col(Page.person_id) == person_id)
+                    .order_by(col(Page.created_at).desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+            if latest is not None:
+                await self.tell_managers(session, latest, person, STOP_REASON, now)
+        log.warning("contact_opted_out", person_id=person_id, case_id=latest.id if latest else None)
+        if latest is None and self.outbox is not None:
+            # No case to hang the notice on: text the managers directly (best effort, logged).
+            for manager in self.roster.everyone_on_call("manager", None, now):
+                text = sms_line(
+                    "contact_flagged",
+                    None,
+                    lang=language_of(manager.languages),
+                    holder=person.name,
+                    task=STOP_REASON,
+                )
+                try:
+                    await self.outbox.gateway.send_sms(manager.phone, text, None)
+                except SendFailed as exc:
+                    log.warning("manager_notice_failed", person_id=manager.id, error=exc.reason)
+        if self.outbox is not None:
+            self.outbox.kick()
+
+    @staticmethod
+    def _page_row(case_id: str, person_id: str, channel: str, failed: Page, now: datetime) -> dict[str, Any]:
+        return {
+            "id": new_id(),
+            "case_id": case_id,
+            "person_id": person_id,
+            "channel": channel,
+            "purpose": "page",
+            "step": failed.step,
+            "tier": failed.tier,
+            "body": "",
+            "status": "pending",
+            "created_at": now,
+            "not_before": now,
+            "updated_at": now,
+        }
+
+    async def tell_managers(
+        self, session: AsyncSession, case: Case, person: PersonConfig, why: str, now: datetime
+    ) -> None:
+        """An SMS notice to the on-call managers that someone's channel is dead, on the case's timeline."""
+        facts = PageFacts(case.ref, case.risk_level, case.region)
+        rows = []
+        for manager in self.roster.everyone_on_call("manager", case.region, now):
+            channel = self.roster.channel_for(manager, "sms")
+            if channel is None or manager.id == person.id:
+                continue
+            lang = language_of(manager.languages)
+            text = sms_line("contact_flagged", facts, lang=lang, holder=person.name, task=why)
+            rows.append(notice_row(case.id, manager.id, text, now, channel))
+        await insert_pages(session, rows)
+        add_event(
+            session,
+            case.id,
+            "contact_flagged",
+            "twilio",
+            now,
+            {"person": person.id, "reason": why, "managers_told": [r["person_id"] for r in rows]},
+        )
 
     async def fail_over(self, case_id: str, page_id: str, reason: str) -> None:
         """A page failed or was passed: move the chain to its next step now, not at the ack timeout.

@@ -25,6 +25,7 @@ class Roster:
         self.configured: list[Schedule] = list(schedules)
         self._extra: dict[str, list[Override]] = {}
         self.schedules: list[Schedule] = list(schedules)
+        self.blocked: dict[str, frozenset[str]] = {}  # contact flags: channels (or "all") not to use
 
     def person(self, person_id: str) -> PersonConfig | None:
         return self.people.get(person_id)
@@ -69,6 +70,21 @@ class Roster:
         schedule = self.schedule(schedule_id)
         holder = layer_person(schedule, layer, at, self.people) if schedule is not None else None
         return [self.people[holder[0]]] if holder is not None else []
+
+    def set_flags(self, blocked: Mapping[str, frozenset[str]]) -> None:
+        self.blocked = dict(blocked)
+
+    def usable_channels(self, person: PersonConfig) -> tuple[str, ...]:
+        """The person's channels in their order of preference, less those flagged as dead."""
+        blocked = self.blocked.get(person.id, frozenset())
+        if "all" in blocked:
+            return ()
+        return tuple(c for c in person.channels if c not in blocked)
+
+    def channel_for(self, person: PersonConfig, channel: str) -> str | None:
+        """The step's channel if the person can take it, else their first usable one (None: none)."""
+        usable = self.usable_channels(person)
+        return channel if channel in usable else (usable[0] if usable else None)
 
     def fallback_team(self) -> list[PersonConfig]:
         """The programme's default team (active people), paged when a tier finds nobody on call."""

@@ -25,6 +25,7 @@ class StatusNews:
     page_id: str
     failed: bool
     reason: str
+    error_code: int | None = None
 
 
 # Built once: constructing the CASE over every status per callback cost more than running it.
@@ -129,9 +130,7 @@ async def _record_news(
         elif status in ("delivered", "in-progress"):
             kind = "page_delivered" if status == "delivered" else "call_answered"
             await conn.execute(INSERT_EVENT, [event_row(row.case_id, kind, "twilio", now, detail)])
-        return StatusNews(
-            row.case_id, page_id, failed and row.purpose == "page", detail.get("reason", status)
-        )
+        return StatusNews(row.case_id, page_id, failed, detail.get("reason", status), code)
 
 
 async def find_page(db: Database, person_id: str, code: str | None) -> tuple[Page, Case] | None:

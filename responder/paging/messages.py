@@ -62,6 +62,8 @@ _SMS_LINES = {
         "chain; all on-call staff are being paged.",
         "unstaffed": "RESPONDER case {ref}: {risk} risk, region {region}: nobody is on call there; the "
         "default team is being paged.",
+        "contact_flagged": "RESPONDER: {holder} cannot be reached by SMS or at this number ({task}); "
+        "their other channel is used (case {ref}). Fix the roster if the number is wrong.",
         "stopped": "You will get no more SMS pages; voice pages continue. Reply START to resume.",
         "started": "SMS pages resumed.",
         "went_live": "RESPONDER case {ref}: the content is now LIVE. Open the case now.",
@@ -86,6 +88,8 @@ _SMS_LINES = {
         "toute la chaîne ; toute l'astreinte est alertée.",
         "unstaffed": "RESPONDER dossier {ref} : risque {risk}, région {region} : personne d'astreinte ; "
         "l'équipe par défaut est alertée.",
+        "contact_flagged": "RESPONDER : {holder} injoignable par SMS ou à ce numéro ({task}) ; son autre "
+        "canal est utilisé (dossier {ref}). Corrigez l'annuaire si le numéro est faux.",
         "stopped": "Vous ne recevrez plus d'alertes par SMS ; les appels continuent. Répondez START pour "
         "reprendre.",
         "started": "Alertes SMS reprises.",

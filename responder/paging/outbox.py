@@ -21,6 +21,7 @@ from responder.clock import Clock
 from responder.logging import get_logger
 from responder.metrics import PAGE_FAILURES, PAGES_SENT, SEND_RETRIES
 from responder.oncall.roster import Roster
+from responder.paging.inbound import record_status
 from responder.paging.links import LinkSigner
 from responder.paging.messages import PageFacts, language_of, page_sms, sms_line
 from responder.paging.twilio_client import SEND_DEADLINE_S, SendFailed, Sent, TwilioGateway
@@ -38,6 +39,9 @@ MAX_ATTEMPTS = 5
 # A claimed row older than this without an answer from Twilio was lost in a crash: send it again.
 STALE_CLAIM_S = SEND_DEADLINE_S * 2
 BACKOFF_BASE_S, BACKOFF_CAP_S = 0.5, 8.0
+# Statuses that mean Twilio has the page but has not yet reported it out of its hands.
+UNCONFIRMED = ("queued", "accepted", "sending", "initiated")
+RECONCILE_BATCH = 100
 
 # A status callback may beat the API's answer here and move the status on first: keep its status then.
 _MARK_SENT = (
@@ -51,7 +55,7 @@ _MARK_SENT = (
     )
 )
 
-FailureHook = Callable[[str, str, str], Awaitable[None]]
+FailureHook = Callable[[str, str, str, int | None], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -126,10 +130,49 @@ class Outbox:
         while claimed := await self._claim(self.clock.now()):
             outcomes = await asyncio.gather(*(self._send(c) for c in claimed))
             given_up = await self._record(outcomes)
-            for item in given_up:
-                await self.on_failure(item.case_id, item.page_id, "send failed")
+            for item, exc in given_up:
+                await self.on_failure(item.case_id, item.page_id, f"send failed: {exc.reason[:80]}", exc.code)
             if len(claimed) < CLAIM_BATCH:
                 return
+
+    async def reconcile(self, after_s: float) -> int:
+        """Pages Twilio took but has said nothing more about for `after_s`: fetch their status and act
+        on it as if the callback had come (a lost callback must not leave a failure unnoticed)."""
+        now = self.clock.now()
+        quiet = now - timedelta(seconds=after_s)
+        async with self.db.transaction() as session:
+            rows = (
+                await session.execute(
+                    select(col(Page.id), col(Page.case_id), col(Page.channel), col(Page.twilio_sid))
+                    .where(
+                        col(Page.status).in_(UNCONFIRMED),
+                        col(Page.twilio_sid).is_not(None),
+                        col(Page.updated_at) < quiet,
+                    )
+                    .order_by(col(Page.updated_at))
+                    .limit(RECONCILE_BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if rows:  # looked at now: the next look waits another `after_s`, whatever Twilio says
+                await session.execute(
+                    update(Page).where(col(Page.id).in_([r.id for r in rows])).values(updated_at=now)
+                )
+        for row in rows:
+            try:
+                fetched = await self.gateway.fetch_status(row.channel, str(row.twilio_sid))
+            except SendFailed as exc:
+                log.warning("reconcile_fetch_failed", page_id=row.id, error=exc.reason)
+                continue
+            log.info("page_reconciled", case_id=row.case_id, page_id=row.id, status=fetched.status)
+            news = await record_status(
+                self.db, row.id, fetched.status, str(fetched.error_code or ""), fetched.answered_by, None, now
+            )
+            if news is not None and news.failed:
+                await self.on_failure(
+                    news.case_id, news.page_id, f"{news.reason} (reconciled)", news.error_code
+                )
+        return len(rows)
 
     async def reclaim_stale(self) -> int:
         """Rows claimed by a process that died mid-send go back to pending (sent again, never lost)."""
@@ -187,6 +230,14 @@ class Outbox:
                     raise SendFailed(
                         "person no longer in the roster", status=None, code=None, retryable=False
                     )
+                if claimed.channel not in self.roster.usable_channels(person):
+                    # Flagged since the row was written (STOP, a refused number): do not send.
+                    raise SendFailed(
+                        f"{claimed.channel} flagged unusable for this person",
+                        status=None,
+                        code=None,
+                        retryable=False,
+                    )
                 if claimed.channel == "voice":
                     twiml_url = f"{self.public_url}/twilio/voice/{claimed.page_id}"
                     return claimed, await self.gateway.place_call(person.phone, twiml_url, callback)
@@ -194,9 +245,10 @@ class Outbox:
             except SendFailed as exc:
                 return claimed, exc
 
-    async def _record(self, outcomes: Sequence[Outcome]) -> list[Claimed]:
+    async def _record(self, outcomes: Sequence[Outcome]) -> list[tuple[Claimed, SendFailed]]:
         """Write every send's result; returns the pages given up on (the chain must move on)."""
-        now, events, given_up = self.clock.now(), [], []
+        now, events = self.clock.now(), []
+        given_up: list[tuple[Claimed, SendFailed]] = []
         async with self.db.engine.begin() as conn:
             for claimed, result in outcomes:
                 if isinstance(result, Sent):
@@ -209,8 +261,8 @@ class Outbox:
                     event = await _mark_failed(conn, claimed, result, now)
                     if event is not None:
                         events.append(event)
-                        if event["type"] == "page_failed" and claimed.purpose == "page":
-                            given_up.append(claimed)
+                        if event["type"] == "page_failed":
+                            given_up.append((claimed, result))
                         elif event["type"] == "page_retry":
                             self.on_retry(datetime.fromisoformat(event["detail"]["retry_at"]))
             if events:

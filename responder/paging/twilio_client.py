@@ -31,6 +31,13 @@ class Sent:
     status: str
 
 
+@dataclass(frozen=True)
+class Fetched:
+    status: str
+    error_code: int | None
+    answered_by: str | None
+
+
 class SendFailed(Exception):
     """Twilio refused or could not be reached; `retryable` says whether to try the same send again."""
 
@@ -94,6 +101,25 @@ class TwilioGateway:
                 f"Twilio client error: {type(exc).__name__}", status=None, code=None, retryable=True
             ) from exc
         return Sent(sid=str(resource.sid), status=str(resource.status))
+
+    async def fetch_status(self, channel: str, sid: str) -> Fetched:
+        """Twilio's view of a message or call now (for callbacks that never came)."""
+        resource = self._client.calls(sid) if channel == "voice" else self._client.messages(sid)
+        try:
+            async with asyncio.timeout(SEND_DEADLINE_S):
+                found = await resource.fetch_async()
+        except TwilioRestException as exc:
+            raise SendFailed(str(exc.msg), status=exc.status, code=exc.code, retryable=True) from exc
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise SendFailed(
+                f"Twilio unreachable: {type(exc).__name__}", status=None, code=None, retryable=True
+            ) from exc
+        code = getattr(found, "error_code", None)
+        return Fetched(
+            status=str(found.status),
+            error_code=int(code) if code not in (None, "") else None,
+            answered_by=getattr(found, "answered_by", None),
+        )
 
     async def close(self) -> None:
         await self._http.close()

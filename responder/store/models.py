@@ -190,3 +190,16 @@ class HandoffNotice(SQLModel, table=True):
     start_at: datetime = Field(sa_type=UTCDateTime, primary_key=True)
     person_id: str = Field(max_length=64)
     created_at: datetime = _utc()
+
+
+class ContactFlag(SQLModel, table=True):
+    """A channel of a person that cannot be used: SMS opted out (STOP, 21610), not a mobile (21614),
+    a landline (30006); or `all` when the number itself is refused (21211, 30005)."""
+
+    __tablename__ = "contact_flag"
+    person_id: str = Field(primary_key=True, max_length=64)
+    channel: str = Field(primary_key=True, max_length=8)  # sms, voice, all
+    reason: str = Field(max_length=40)
+    error_code: int | None = None
+    since: datetime = _utc()
+    actor: str = Field(max_length=80)

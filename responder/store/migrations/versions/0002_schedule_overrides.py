@@ -1,4 +1,4 @@
-"""schedule overrides, the schedule timeline and hand-off notices
+"""schedule overrides, the schedule timeline, hand-off notices and contact flags
 
 Revision ID: 0002
 Revises: 0001
@@ -58,8 +58,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("schedule_id", "layer", "start_at"),
     )
 
+    op.create_table(
+        "contact_flag",
+        sa.Column("person_id", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=8), nullable=False),
+        sa.Column("reason", sa.String(length=40), nullable=False),
+        sa.Column("error_code", sa.Integer(), nullable=True),
+        sa.Column("since", responder.store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=80), nullable=False),
+        sa.PrimaryKeyConstraint("person_id", "channel"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("contact_flag")
     op.drop_table("handoff_notice")
     with op.batch_alter_table("schedule_event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_schedule_event_schedule_id"))

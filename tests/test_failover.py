@@ -1,0 +1,169 @@
+"""Paging that never gives up (issue 5), through the real service and the simulator's phones: a failure
+is news acted on at once: the person's next channel, then the next person; Twilio's error codes flag
+dead channels and the manager is told; STOP and START."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+import pytest
+
+from responder.simulator import Behaviour, PhoneSimulator
+from tests.harness import Service, new_alert_id, sample, start_service, stop_service
+
+# A playbook minute is 6 s here: any page within a second of a failure came from the failure, not from
+# the playbook's clock (the voice step is due 6 s after the SMS).
+SCALE = "0.1"
+FAST_S = 1.0
+
+
+@pytest.fixture
+async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
+    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE=SCALE)
+    yield running
+    await stop_service(running)
+
+
+async def alert(service: Service) -> str:
+    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    case_id: str = body["case_id"]
+    return case_id
+
+
+def events(case: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e for e in case["timeline"] if e["type"] == kind]
+
+
+def gap_s(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds()
+
+
+async def test_an_undelivered_sms_calls_the_same_person_at_once(
+    service: Service, sim: PhoneSimulator
+) -> None:
+    ana = service.phone_of("ana")
+    ana.behaviour = Behaviour(sms="undelivered", sms_error_code=30003)
+    case_id = await alert(service)
+    call = await ana.expect_call(timeout_s=FAST_S + 1)
+    failed = next(m for m in sim.messages.values() if m.to == ana.number and m.status == "undelivered")
+    assert gap_s(call.created_at, failed.updated_at) < FAST_S
+    case = await service.case(case_id)
+    assert events(case, "channel_failover")[0]["detail"] | {"page": None} == {
+        "page": None,
+        "person": "ana",
+        "from": "sms",
+        "to": "voice",
+        "reason": "sms undelivered",
+    }
+    assert events(case, "contact_flagged") == []  # 30003: the handset was off, the number is fine
+
+
+async def test_a_number_that_is_not_a_mobile_is_flagged_and_called_and_the_manager_told(
+    service: Service, sim: PhoneSimulator
+) -> None:
+    ana, maya = service.phone_of("ana"), service.phone_of("maya")
+    ana.behaviour = Behaviour(sms_reject_code=21614)
+    case_id = await alert(service)
+    await ana.expect_call(timeout_s=FAST_S)  # refused at once by Twilio's API: voice takes over
+    notice = await maya.expect_sms(contains="Ana Negotiator", timeout_s=FAST_S)
+    assert "not a mobile number" in notice.body
+    case = await service.case(case_id)
+    assert events(case, "contact_flagged")[0]["detail"]["reason"] == "not a mobile number"
+    # The flag holds: the next alert calls Ana at once instead of texting her, and nobody is told again.
+    await alert(service)
+    await ana.expect_call(timeout_s=FAST_S)
+    await maya.expect_no_sms("Ana Negotiator", timeout_s=0.5)
+    assert not [m for m in ana.messages if "ACK" in m.body]
+
+
+async def test_an_invalid_number_moves_on_to_the_next_person_at_once(service: Service) -> None:
+    ana, ines = service.phone_of("ana"), service.phone_of("ines")
+    ana.behaviour = Behaviour(sms_reject_code=21211)
+    case_id = await alert(service)
+    await ines.expect_sms(contains="ACK", timeout_s=FAST_S)
+    # Ana cannot be reached at all: the chain moves on at once (the voice step, to Ines only).
+    await ines.expect_call(timeout_s=FAST_S)
+    await ana.expect_no_call(timeout_s=0.3)
+    case = await service.case(case_id)
+    assert events(case, "contact_flagged")[0]["detail"]["reason"] == "invalid phone number"
+    assert events(case, "escalation_advanced")
+    await service.phone_of("maya").expect_sms(contains="invalid phone number", timeout_s=FAST_S)
+
+
+async def test_stop_flags_sms_voice_takes_over_the_manager_is_told_and_start_undoes_it(
+    service: Service,
+) -> None:
+    ana, maya = service.phone_of("ana"), service.phone_of("maya")
+    await alert(service)
+    await ana.expect_sms(contains="ACK")
+    replies = await ana.send_sms("STOP")
+    assert "voice" in replies[0].casefold() or "appels" in replies[0].casefold()
+    await maya.expect_sms(contains="STOP", timeout_s=FAST_S)
+    case_id = await alert(service)
+    await ana.expect_call(timeout_s=FAST_S)  # step 0 of the next case: a call, not an SMS
+    case = await service.case(case_id)
+    assert [p["channel"] for p in case["pages"] if p["person"]["id"] == "ana"] == ["voice"]
+    await ana.send_sms("START")
+    await alert(service)
+    await ana.expect_sms(contains="ACK", timeout_s=FAST_S)
+
+
+async def test_twilios_own_opt_out_is_recorded_like_a_stop(service: Service) -> None:
+    ana = service.phone_of("ana")
+    ana.opted_out = True  # Ana texted STOP to our number some other time: Twilio refuses with 21610
+    case_id = await alert(service)
+    await ana.expect_call(timeout_s=FAST_S)
+    case = await service.case(case_id)
+    assert events(case, "contact_flagged")[0]["detail"]["reason"] == "opted out of SMS (STOP)"
+
+
+async def test_a_busy_line_after_the_sms_moves_the_chain_at_once(
+    service: Service, sim: PhoneSimulator
+) -> None:
+    ana, ines = service.phone_of("ana"), service.phone_of("ines")
+    ana.behaviour = Behaviour(call="busy")
+    ines.behaviour = Behaviour(call="busy")
+    await alert(service)
+    await ana.expect_sms(contains="ACK")
+    calls = [await ana.expect_call(timeout_s=8), await ines.expect_call(timeout_s=1)]
+    for call in calls:
+        await call.expect_status("busy")
+    # Both had their SMS already: nothing left to try for them, so the backup tier comes at once.
+    bruno = service.phone_of("bruno")
+    sms = await bruno.expect_sms(contains="ACK", timeout_s=FAST_S + 0.5)
+    busy_at = max(c.created_at for c in calls)
+    assert gap_s(sms.created_at, busy_at) < FAST_S + 0.5
+
+
+async def test_a_failure_whose_callback_was_lost_is_found_by_asking_twilio(
+    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession
+) -> None:
+    service = await start_service(
+        db_url,
+        sim,
+        http,
+        RESPONDER_TIME_SCALE=SCALE,
+        RESPONDER_RECONCILE_AFTER_S="1",
+        RESPONDER_SWEEP_INTERVAL_S="0.2",
+    )
+    try:
+        ana = service.phone_of("ana")
+        ana.behaviour = Behaviour(sms="undelivered", callbacks=False)
+        case_id = await alert(service)
+        # No callback ever says so; a second later the service fetches the message, sees it undelivered
+        # and calls Ana, well before the playbook's voice step (6 s).
+        call = await ana.expect_call(timeout_s=4)
+        case = await service.case(case_id)
+        received = datetime.fromisoformat(case["received_at"])
+        assert gap_s(call.created_at, received) < 4
+        failover = events(case, "channel_failover")[0]["detail"]
+        assert failover["to"] == "voice" and "(reconciled)" in failover["reason"]
+        # Ines's SMS had its callbacks: delivered, and nothing to reconcile.
+        pages = {p["person"]["id"]: p for p in case["pages"] if p["channel"] == "sms"}
+        assert pages["ines"]["status"] == "delivered" and pages["ana"]["status"] == "undelivered"
+    finally:
+        await stop_service(service)
