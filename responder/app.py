@@ -31,6 +31,7 @@ from responder.oncall.handoff import CATCH_UP, send_handoffs
 from responder.oncall.roster import Roster
 from responder.paging.links import LinkSigner
 from responder.paging.outbox import Outbox
+from responder.paging.throttle import PhoneThrottle
 from responder.paging.twilio_client import SignatureChecker, TwilioGateway
 from responder.settings import Settings
 from responder.store.db import Database
@@ -226,7 +227,11 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     plans = {p.name: compile_plan(p, env.time_scale) for p in app[PLAYBOOKS]}
     engine = Engine(app[DB], plans, app[ROSTER], app[CLOCK], env.sweep_interval_s)
     gateway = TwilioGateway(
-        env.twilio_account_sid, env.twilio_auth_token, env.twilio_from, env.twilio_api_base
+        env.twilio_account_sid,
+        env.twilio_auth_token,
+        env.twilio_from,
+        env.twilio_api_base,
+        env.twilio_timeout_s,
     )
     outbox = Outbox(
         app[DB],
@@ -237,6 +242,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
         engine.page_failed,
         engine.wake_at,
+        PhoneThrottle(env.phone_limit, env.phone_limit_window_s),
     )
     engine.integration_names = {number: name for name, number in app[INTAKE].integration_ids.items()}
     app[ENGINE] = engine

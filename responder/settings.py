@@ -44,6 +44,9 @@ class EnvSettings(BaseSettings):
     twilio_secondary_auth_token: str = Field("", validation_alias="TWILIO_SECONDARY_AUTH_TOKEN", repr=False)
     twilio_from: str = Field("", validation_alias="RESPONDER_TWILIO_FROM")
     twilio_api_base: str = Field("https://api.twilio.com", validation_alias="RESPONDER_TWILIO_API_BASE")
+    # A request to Twilio taking longer is abandoned and retried; a claim twice this old with no answer
+    # recorded (its process died mid-send) is sent again.
+    twilio_timeout_s: float = Field(10.0, gt=0, le=120, validation_alias="RESPONDER_TWILIO_TIMEOUT_S")
     api_token: str = Field("", validation_alias="RESPONDER_API_TOKEN", repr=False)
     link_secret: str = Field("", validation_alias="RESPONDER_LINK_SECRET", repr=False)
     playbooks_dir: Path = Field(Path("playbooks"), validation_alias="RESPONDER_PLAYBOOKS_DIR")
@@ -57,6 +60,12 @@ class EnvSettings(BaseSettings):
     sweep_interval_s: float = Field(5.0, gt=0, le=300, validation_alias="RESPONDER_SWEEP_INTERVAL_S")
     # A page Twilio took but has not reported on for this long is fetched from Twilio's API.
     reconcile_after_s: float = Field(60.0, gt=0, le=3600, validation_alias="RESPONDER_RECONCILE_AFTER_S")
+    # Per-phone flood protection: over this many pages and notices to one person in the window, a page
+    # fails over to the next person at once (never held back). 0 turns it off.
+    phone_limit: int = Field(30, ge=0, le=10000, validation_alias="RESPONDER_PHONE_LIMIT")
+    phone_limit_window_s: float = Field(
+        600.0, gt=0, le=86400, validation_alias="RESPONDER_PHONE_LIMIT_WINDOW_S"
+    )
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", validation_alias=AliasChoices("RESPONDER_LOG_FORMAT")
     )

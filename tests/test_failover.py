@@ -4,15 +4,17 @@ dead channels and the manager is told; STOP and START."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import aiohttp
 import pytest
+from twilio.request_validator import RequestValidator
 
 from responder.simulator import Behaviour, PhoneSimulator
-from tests.harness import Service, new_alert_id, sample, start_service, stop_service
+from tests.harness import AUTH_TOKEN, Service, new_alert_id, sample, start_service, stop_service
 
 # A playbook minute is 6 s here: any page within a second of a failure came from the failure, not from
 # the playbook's clock (the voice step is due 6 s after the SMS).
@@ -167,3 +169,62 @@ async def test_a_failure_whose_callback_was_lost_is_found_by_asking_twilio(
         assert pages["ines"]["status"] == "delivered" and pages["ana"]["status"] == "undelivered"
     finally:
         await stop_service(service)
+
+
+async def test_a_flood_over_the_phone_limit_pages_the_next_person_instead_and_says_why(
+    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession
+) -> None:
+    service = await start_service(
+        db_url,
+        sim,
+        http,
+        RESPONDER_TIME_SCALE=SCALE,
+        RESPONDER_PHONE_LIMIT="2",
+        RESPONDER_PHONE_LIMIT_WINDOW_S="600",
+    )
+    try:
+        ana, bruno = service.phone_of("ana"), service.phone_of("bruno")
+        for _ in range(2):
+            await alert(service)
+            await ana.expect_sms(contains="ACK")
+        case_id = await alert(service)  # the third page in a row to Ana and Ines: over the limit
+        case = await service.case(case_id)
+        sms = await bruno.expect_sms(contains=case["ref"], timeout_s=FAST_S + 0.5)  # not held back
+        assert gap_s(sms.created_at, datetime.fromisoformat(case["received_at"])) < FAST_S + 0.5
+        await ana.expect_no_sms(case["ref"], timeout_s=0.2)
+        case = await service.case(case_id)
+        reasons = [e["detail"]["reason"] for e in events(case, "page_failed")]
+        assert reasons and all(r.startswith("throttled: over 2 pages to this phone") for r in reasons)
+        assert events(case, "escalation_advanced")
+    finally:
+        await stop_service(service)
+
+
+async def test_repeated_and_late_callbacks_are_news_once(service: Service) -> None:
+    case_id = await alert(service)
+    ana = service.phone_of("ana")
+    await ana.expect_sms(contains="ACK")
+    for _ in range(50):  # the simulator's own callbacks: delivered
+        page = next(p for p in (await service.case(case_id))["pages"] if p["person"]["id"] == "ana")
+        if page["status"] == "delivered":
+            break
+        await asyncio.sleep(0.05)
+    path = f"/twilio/status/{page['id']}"
+
+    async def callback(form: dict[str, str]) -> int:
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(f"{service.url}{path}", form)
+        async with service.http.post(
+            f"{service.url}{path}", data=form, headers={"X-Twilio-Signature": signature}
+        ) as answer:
+            return answer.status
+
+    late = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "sent"}
+    assert await callback(late) == 204  # after delivered: changes nothing
+    failed = {"MessageSid": "SM" + "1" * 32, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    assert await callback(failed) == 204
+    assert await callback(failed) == 204  # the same news again
+    await ana.expect_call(timeout_s=FAST_S)
+    case = await service.case(case_id)
+    assert len([e for e in events(case, "page_failed") if e["detail"]["page"] == page["id"]]) == 1
+    assert [p["status"] for p in case["pages"] if p["id"] == page["id"]] == ["undelivered"]
+    assert len(events(case, "channel_failover")) == 1

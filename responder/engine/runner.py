@@ -23,7 +23,7 @@ from responder.metrics import STEP_LATENESS
 from responder.oncall.roster import Roster
 from responder.paging.contacts import ALL, STOP_REASON, clear_flag, load_flags, meaning_of, set_flag
 from responder.paging.messages import PageFacts, language_of, sms_line
-from responder.paging.outbox import STALE_CLAIM_S, Outbox
+from responder.paging.outbox import Outbox
 from responder.paging.twilio_client import SendFailed
 from responder.settings import PersonConfig
 from responder.store.db import Database
@@ -249,8 +249,8 @@ class Engine:
             self.outbox.kick()  # pages left from before a restart, or from another replica
         elif page_due is not None:
             candidates.append(page_due)  # a retry after backoff
-        if oldest_claim is not None:
-            stale_at = oldest_claim + timedelta(seconds=STALE_CLAIM_S)
+        if oldest_claim is not None and self.outbox is not None:
+            stale_at = oldest_claim + timedelta(seconds=self.outbox.stale_claim_s)
             if stale_at <= now and self.outbox is not None and await self.outbox.reclaim_stale():
                 self.outbox.kick()
             candidates.append(max(stale_at, now + timedelta(seconds=1)))

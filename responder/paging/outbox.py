@@ -24,7 +24,8 @@ from responder.oncall.roster import Roster
 from responder.paging.inbound import record_status
 from responder.paging.links import LinkSigner
 from responder.paging.messages import PageFacts, language_of, page_sms, sms_line
-from responder.paging.twilio_client import SEND_DEADLINE_S, SendFailed, Sent, TwilioGateway
+from responder.paging.throttle import PhoneThrottle
+from responder.paging.twilio_client import SendFailed, Sent, TwilioGateway
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, Page
 from responder.store.queries import CLAIMED, OPEN, PENDING, event_row
@@ -36,8 +37,6 @@ CLAIM_BATCH = 50
 # At most this many requests to Twilio at once (Twilio's default concurrency is modest).
 MAX_IN_FLIGHT = 20
 MAX_ATTEMPTS = 5
-# A claimed row older than this without an answer from Twilio was lost in a crash: send it again.
-STALE_CLAIM_S = SEND_DEADLINE_S * 2
 BACKOFF_BASE_S, BACKOFF_CAP_S = 0.5, 8.0
 # Statuses that mean Twilio has the page but has not yet reported it out of its hands.
 UNCONFIRMED = ("queued", "accepted", "sending", "initiated")
@@ -85,8 +84,12 @@ class Outbox:
         clock: Clock,
         on_failure: FailureHook,
         on_retry: Callable[[datetime], None] = lambda _: None,
+        throttle: PhoneThrottle | None = None,
     ) -> None:
         self.db, self.gateway, self.roster, self.links = db, gateway, roster, links
+        self.throttle = throttle or PhoneThrottle(0, 60)
+        # A row claimed longer ago than this with no answer recorded was lost in a crash: send it again.
+        self.stale_claim_s = gateway.timeout_s * 2
         self.public_url, self.clock, self.on_failure, self.on_retry = public_url, clock, on_failure, on_retry
         self._limit = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._running = self._again = self._stopped = False
@@ -176,7 +179,7 @@ class Outbox:
 
     async def reclaim_stale(self) -> int:
         """Rows claimed by a process that died mid-send go back to pending (sent again, never lost)."""
-        stale = self.clock.now() - timedelta(seconds=STALE_CLAIM_S)
+        stale = self.clock.now() - timedelta(seconds=self.stale_claim_s)
         async with self.db.engine.begin() as conn:
             result = await conn.execute(
                 update(Page)
@@ -230,6 +233,8 @@ class Outbox:
                     raise SendFailed(
                         "person no longer in the roster", status=None, code=None, retryable=False
                     )
+                if not self.throttle.allow(person.id, self.clock.now()):
+                    raise SendFailed(self.throttle.describe(), status=None, code=None, retryable=False)
                 if claimed.channel not in self.roster.usable_channels(person):
                     # Flagged since the row was written (STOP, a refused number): do not send.
                     raise SendFailed(

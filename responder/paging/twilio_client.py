@@ -17,7 +17,7 @@ from responder.logging import get_logger
 
 log = get_logger(__name__)
 
-# A request to Twilio that takes longer than this is abandoned and retried (seconds).
+# By default, a request to Twilio that takes longer than this is abandoned and retried (seconds).
 SEND_DEADLINE_S = 10.0
 # Twilio drops an SMS it could not hand on within this time, so a stale page never arrives late.
 SMS_VALIDITY_S = 300
@@ -52,8 +52,16 @@ class SendFailed(Exception):
 class TwilioGateway:
     """Sends SMS and places calls; create it inside the running event loop, close it on shutdown."""
 
-    def __init__(self, account_sid: str, auth_token: str, from_number: str, api_base: str) -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str,
+        api_base: str,
+        timeout_s: float = SEND_DEADLINE_S,
+    ) -> None:
         self.from_number = from_number
+        self.timeout_s = timeout_s
         # The SDK's own retries would repeat POSTs blindly (a duplicate page); ours decide instead.
         self._http = AsyncTwilioHttpClient(max_retries=None)
         self._client = Client(account_sid, auth_token, http_client=self._http)
@@ -85,7 +93,7 @@ class TwilioGateway:
 
     async def _call(self, request: object) -> Sent:
         try:
-            async with asyncio.timeout(SEND_DEADLINE_S):
+            async with asyncio.timeout(self.timeout_s):
                 resource = await request  # type: ignore[misc]  # an SDK coroutine
         except TwilioRestException as exc:
             retryable = exc.status == 429 or exc.status >= 500
@@ -106,7 +114,7 @@ class TwilioGateway:
         """Twilio's view of a message or call now (for callbacks that never came)."""
         resource = self._client.calls(sid) if channel == "voice" else self._client.messages(sid)
         try:
-            async with asyncio.timeout(SEND_DEADLINE_S):
+            async with asyncio.timeout(self.timeout_s):
                 found = await resource.fetch_async()
         except TwilioRestException as exc:
             raise SendFailed(str(exc.msg), status=exc.status, code=exc.code, retryable=True) from exc

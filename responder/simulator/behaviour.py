@@ -39,6 +39,8 @@ class Behaviour:
     # Twilio refuses an SMS to this number at once (HTTP 400), e.g. 21614 "not a mobile number" or
     # 21211 "invalid number"; 21610 happens by itself after the phone texts STOP.
     sms_reject_code: int | None = None
+    # Twilio takes the message (it is sent) but answers the create request only this much later.
+    api_delay_s: float = 0.0
     # Status callbacks are lost on the way (the status is still there for a fetch of the resource).
     callbacks: bool = True
 
@@ -51,6 +53,12 @@ class Behaviour:
         _check_int("api_error_count", self.api_error_count, minimum=0)
         if self.sms_reject_code is not None:
             _check_int("sms_reject_code", self.sms_reject_code, minimum=1)
+        if (
+            not isinstance(self.api_delay_s, int | float)
+            or isinstance(self.api_delay_s, bool)
+            or self.api_delay_s < 0
+        ):
+            raise BehaviourError("api_delay_s", f"{self.api_delay_s!r} is not a number of seconds >= 0")
         if not isinstance(self.callbacks, bool):
             raise BehaviourError("callbacks", f"{self.callbacks!r} is not true or false")
 

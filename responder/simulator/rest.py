@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -56,6 +57,9 @@ async def create_message(request: web.Request) -> web.Response:
     from_ = _required(form, "From", 21603, "A 'From' phone number is required.")
     body = _required(form, "Body", 21602, "Message body is required.")
     message = board.send_message(to, from_, body, _optional(form, "StatusCallback"))
+    delay_s = board.phone(to).behaviour.api_delay_s
+    if delay_s:
+        await asyncio.sleep(delay_s)  # sent already; the caller learns it late (or never, if it dies)
     return web.json_response(message_json(message, board.account_sid), status=201)
 
 
