@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
-from responder.api import alerts, cases, health, links, schedules, twilio_hooks
+from responder.api import alerts, cases, health, links, review, schedules, twilio_hooks
 from responder.api.keys import CLOCK, DB, ENGINE, INTAKE, LINKS, ROSTER, SETTINGS, TWILIO_CHECKER, VERIFIER
 from responder.api.middleware import errors_middleware
 from responder.api.schedules import ICAL_SECRET, refresh_overrides
@@ -38,6 +38,7 @@ from responder.store.db import Database
 from responder.store.migrate import is_up_to_date
 from responder.store.models import Integration, Page, Person
 from responder.store.queries import CLAIMED, PENDING
+from responder.web import views as web_pages
 
 log = get_logger(__name__)
 PLAYBOOKS = web.AppKey("playbooks", Sequence[Playbook])
@@ -106,6 +107,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
     app.cleanup_ctx.append(_schedules)
+    web_pages.setup(app)
     for table in (
         alerts.routes,
         cases.routes,
@@ -113,6 +115,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         links.routes,
         twilio_hooks.routes,
         schedules.routes,
+        review.routes,
     ):
         app.router.add_routes(table)
     return app

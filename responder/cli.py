@@ -53,6 +53,20 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="machine-readable output")
         command.add_argument("--no-db", action="store_true", help="files only: leave out API overrides")
     oncall_sub.add_parser("feeds", help="the secret iCal feed URLs per schedule and per person")
+    users = sub.add_parser("users", help="web accounts")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="create a user (asks for the password)")
+    add.add_argument("username")
+    add.add_argument(
+        "--role", action="append", required=True, help="repeatable: negotiator, manager, admin, ..."
+    )
+    add.add_argument("--person", default=None, help="their roster id (negotiators and investigators)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    tokens = sub.add_parser("tokens", help="API tokens")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
+    create = tokens_sub.add_parser("create", help="create a token (printed once; stored hashed)")
+    create.add_argument("name")
+    create.add_argument("--role", required=True)
     return parser
 
 
@@ -83,10 +97,18 @@ def _run(args: argparse.Namespace) -> int:
         from responder.demo import run_demo
 
         return asyncio.run(run_demo(scripted=args.scripted, alert_path=args.alert))
-    settings = load_settings(require_secrets=args.command not in ("check", "db", "oncall"))
+    settings = load_settings(require_secrets=args.command not in ("check", "db", "oncall", "users", "tokens"))
     configure_logging(settings.env.log_format, settings.env.log_level)
     if args.command == "check":
         return _check(settings)
+    if args.command == "users":
+        from responder.accounts.cli import add_user
+
+        return add_user(settings, args.username, args.role, args.person, args.password_stdin)
+    if args.command == "tokens":
+        from responder.accounts.cli import create_api_token
+
+        return create_api_token(settings, args.name, args.role)
     if args.command == "oncall":
         from responder.oncall import cli as oncall
 

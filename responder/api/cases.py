@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from datetime import datetime
 from typing import Any
@@ -11,24 +10,15 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlmodel import col
 
-from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS
+from responder.accounts.audit import audit
+from responder.api.auth import CASE_ROLES, require_api
+from responder.api.keys import CLOCK, DB, ENGINE, ROSTER
 from responder.engine.acceptance import add_note, complete_task, resolve
-from responder.errors import InvalidJSON, NotFound, Unauthorized, ValidationFailed
+from responder.errors import InvalidJSON, NotFound, ValidationFailed
 from responder.store.models import Case, CaseEvent, CaseTask, Page
 
 routes = web.RouteTableDef()
 CASE_STATUSES = ("open", "acknowledged", "resolved")
-
-
-def require_token(request: web.Request) -> str:
-    """The caller's actor name when it presents the configured bearer token."""
-    expected = request.app[SETTINGS].env.api_token
-    given = request.headers.get("Authorization", "")
-    if not expected:
-        raise Unauthorized("the case API is off: set RESPONDER_API_TOKEN")
-    if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].strip(), expected):
-        raise Unauthorized("Authorization: expected 'Bearer <RESPONDER_API_TOKEN>'")
-    return "api"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -149,7 +139,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 @routes.post("/v1/cases/{case_id}/tasks/{task}/done")
 async def task_done(request: web.Request) -> web.Response:
-    actor = require_token(request)
+    actor = (await require_api(request, *CASE_ROLES)).name
     await complete_task(
         request.app[DB],
         request.match_info["case_id"],
@@ -163,7 +153,7 @@ async def task_done(request: web.Request) -> web.Response:
 
 @routes.post("/v1/cases/{case_id}/notes")
 async def post_note(request: web.Request) -> web.Response:
-    actor = require_token(request)
+    actor = (await require_api(request, *CASE_ROLES)).name
     text = (await _json_body(request)).get("text")
     if not isinstance(text, str) or not text.strip() or len(text) > 4000:
         raise ValidationFailed([{"field": "text", "message": "required: 1 to 4000 characters"}])
@@ -178,7 +168,7 @@ async def post_note(request: web.Request) -> web.Response:
 
 @routes.get("/v1/cases")
 async def list_cases(request: web.Request) -> web.Response:
-    require_token(request)
+    await require_api(request, *CASE_ROLES)
     status = request.query.get("status")
     if status is not None and status not in CASE_STATUSES:
         raise ValidationFailed([{"field": "status", "message": f"must be one of {', '.join(CASE_STATUSES)}"}])
@@ -207,13 +197,17 @@ async def list_cases(request: web.Request) -> web.Response:
 
 @routes.get("/v1/cases/{case_id}")
 async def get_case(request: web.Request) -> web.Response:
-    require_token(request)
-    return web.json_response(case_json(request, *await _load(request, request.match_info["case_id"])))
+    caller = await require_api(request, *CASE_ROLES)
+    loaded = await _load(request, request.match_info["case_id"])
+    await audit(
+        request.app[DB], caller.name, "case_viewed", request.app[CLOCK].now(), loaded[0].id, via="api"
+    )
+    return web.json_response(case_json(request, *loaded))
 
 
 @routes.post("/v1/cases/{case_id}/resolve")
 async def resolve_case(request: web.Request) -> web.Response:
-    actor = require_token(request)
+    actor = (await require_api(request, *CASE_ROLES)).name
     try:
         body = json.loads(await request.read())
     except ValueError as exc:

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from responder.api.cases import require_token
+from responder.api.auth import ADMIN, SCHEDULE_READERS, require_api
 from responder.api.keys import CLOCK, DB, ROSTER, SETTINGS
 from responder.errors import Forbidden, InvalidJSON, NotFound, ValidationFailed
 from responder.oncall import store
@@ -46,7 +46,7 @@ def _at(request: web.Request) -> datetime:
 @routes.get("/v1/oncall")
 async def who(request: web.Request) -> web.Response:
     """Who, in order, for ?role= in ?region= at ?at= (default now), preferring ?language=."""
-    require_token(request)
+    await require_api(request, *SCHEDULE_READERS)
     role = request.query.get("role", "")
     if role not in ROLES:
         raise ValidationFailed([{"field": "role", "message": f"one of {', '.join(ROLES)}"}])
@@ -76,7 +76,7 @@ async def who(request: web.Request) -> web.Response:
 
 @routes.get("/v1/schedules")
 async def list_schedules(request: web.Request) -> web.Response:
-    require_token(request)
+    await require_api(request, *SCHEDULE_READERS)
     return web.json_response({"schedules": [_summary(request, s) for s in request.app[ROSTER].schedules]})
 
 
@@ -113,7 +113,7 @@ def _span(span: Span) -> dict[str, Any]:
 @routes.get("/v1/schedules/{schedule_id}")
 async def get_schedule(request: web.Request) -> web.Response:
     """The schedule, its overrides, the turns of the next 7 days and its timeline (the audit)."""
-    require_token(request)
+    await require_api(request, *SCHEDULE_READERS)
     schedule = _schedule(request)
     roster, now = request.app[ROSTER], request.app[CLOCK].now()
     events = await store.timeline(request.app[DB], schedule.id)
@@ -145,7 +145,7 @@ async def get_schedule(request: web.Request) -> web.Response:
 @routes.post("/v1/schedules/{schedule_id}/overrides")
 async def add_override(request: web.Request) -> web.Response:
     """Put a person in a layer for a window: {person, start, end, layer?, replaces?, reason?, by?}."""
-    actor = require_token(request)
+    actor = (await require_api(request, *ADMIN)).name
     schedule = _schedule(request)
     try:
         body = json.loads(await request.read())
@@ -203,7 +203,7 @@ def _override_problems(request: web.Request, schedule: Schedule, override: Overr
 
 @routes.delete("/v1/schedules/{schedule_id}/overrides/{override_id}")
 async def cancel_override(request: web.Request) -> web.Response:
-    actor = require_token(request)
+    actor = (await require_api(request, *ADMIN)).name
     schedule = _schedule(request)
     await store.cancel_override(
         request.app[DB], schedule.id, request.match_info["override_id"], actor, request.app[CLOCK].now()

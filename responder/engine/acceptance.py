@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -148,15 +149,33 @@ async def record_pass(
         return True
 
 
+OUTCOME_TIMES = ("identified_at", "located_at", "dispatched_at", "contacted_at")
+OUTCOME_FLAGS = ("services_dispatched", "person_collaborated")
+
+
 async def resolve(
-    db: Database, case_id: str, outcome: str, note: str | None, actor: str, now: datetime
+    db: Database,
+    case_id: str,
+    outcome: str,
+    note: str | None,
+    actor: str,
+    now: datetime,
+    details: dict[str, Any] | None = None,
 ) -> Case:
-    """Close a case with an outcome; paging stops for good."""
+    """Close a case with an outcome (and its flags and stage times); paging stops for good."""
+    details = details or {}
     problems = []
     if outcome not in OUTCOMES:
         problems.append({"field": "outcome", "message": f"must be one of {', '.join(OUTCOMES)}"})
     if outcome in REASON_REQUIRED and not (note or "").strip():
         problems.append({"field": "note", "message": f"a reason is required for {outcome}"})
+    for name in OUTCOME_TIMES:
+        value = details.get(name)
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None or value > now):
+            problems.append({"field": name, "message": "a UTC time, not in the future"})
+    for name in OUTCOME_FLAGS:
+        if details.get(name) not in (None, True, False):
+            problems.append({"field": name, "message": "true or false"})
     if problems:
         raise ValidationFailed(problems)
     async with db.transaction() as session:
@@ -167,12 +186,20 @@ async def resolve(
             raise Conflict(f"case already resolved as {case.outcome}")
         case.status, case.outcome, case.outcome_note = RESOLVED, outcome, note
         case.resolved_at, case.resolved_by, case.next_due_at = now, actor, None
+        for name in (*OUTCOME_TIMES, *OUTCOME_FLAGS):
+            if details.get(name) is not None:
+                setattr(case, name, details[name])
         await session.execute(
             update(Page)
             .where(col(Page.case_id) == case.id, col(Page.status) == PENDING, col(Page.purpose) == "page")
             .values(status="canceled", updated_at=now, error_message="case resolved before sending")
         )
-        add_event(session, case.id, "case_resolved", actor, now, {"outcome": outcome, "note": note})
+        recorded = {
+            k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in details.items() if v is not None
+        }
+        add_event(
+            session, case.id, "case_resolved", actor, now, {"outcome": outcome, "note": note, **recorded}
+        )
     return case
 
 

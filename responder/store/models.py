@@ -75,6 +75,13 @@ class Case(SQLModel, table=True):
     # Case work (a task done, a note, the accept itself) resets the re-escalation clock.
     last_activity_at: datetime | None = _utc(default=None, nullable=True)
     quiet_stage: int = 0  # how many re-escalation nudges went out since the last activity
+    # Recorded with the outcome (PRODUCT.md §5): flags and the times the case work reached each stage.
+    services_dispatched: bool | None = None
+    person_collaborated: bool | None = None
+    identified_at: datetime | None = _utc(default=None, nullable=True)
+    located_at: datetime | None = _utc(default=None, nullable=True)
+    dispatched_at: datetime | None = _utc(default=None, nullable=True)
+    contacted_at: datetime | None = _utc(default=None, nullable=True)
 
 
 class CaseTask(SQLModel, table=True):
@@ -203,3 +210,51 @@ class ContactFlag(SQLModel, table=True):
     error_code: int | None = None
     since: datetime = _utc()
     actor: str = Field(max_length=80)
+
+
+class User(SQLModel, table=True):
+    """A login for the web pages, linked to a roster person for negotiators and investigators."""
+
+    __tablename__ = "app_user"
+    id: str = Field(primary_key=True, max_length=32)
+    username: str = Field(unique=True, max_length=64)
+    person_id: str | None = Field(default=None, foreign_key="person.id", max_length=64)
+    roles: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    password_hash: str = Field(max_length=256)
+    active: bool = True
+    created_at: datetime = _utc()
+
+
+class WebSession(SQLModel, table=True):
+    """A logged-in browser: the cookie carries the token, the table its hash and the CSRF token."""
+
+    __tablename__ = "web_session"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="app_user.id", index=True, max_length=32)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = _utc()
+    expires_at: datetime = _utc()
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for integrations and automation, stored hashed, scoped by role."""
+
+    __tablename__ = "api_token"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    name: str = Field(unique=True, max_length=64)
+    role: str = Field(max_length=16)
+    created_at: datetime = _utc()
+    revoked_at: datetime | None = _utc(default=None, nullable=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who saw or did what: every view of a case's personal data and every refusal. Append-only (a
+    database trigger refuses UPDATE and DELETE on both SQLite and PostgreSQL)."""
+
+    __tablename__ = "audit_event"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _utc()
+    actor: str = Field(max_length=80)
+    action: str = Field(max_length=40)
+    case_id: str | None = Field(default=None, index=True, max_length=36)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

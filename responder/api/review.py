@@ -1,0 +1,107 @@
+"""Review API: cases listed and filtered with pagination, and the metrics of PRODUCT.md §5."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from responder.accounts.audit import audit
+from responder.api.auth import REVIEW_ROLES, require_api
+from responder.api.keys import CLOCK, DB
+from responder.engine.acceptance import OUTCOMES
+from responder.errors import ValidationFailed
+from responder.review.metrics import LIVES_SAVED, Filters, review
+from responder.store.models import Case
+
+routes = web.RouteTableDef()
+MAX_PAGE = 200
+
+
+def filters_of(query: Any) -> Filters:
+    problems: list[dict[str, str]] = []
+    bounds: dict[str, datetime | None] = {}
+    for key in ("from", "to"):
+        raw = query.get(key)
+        bounds[key] = None
+        if raw:
+            try:
+                bounds[key] = datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
+            except ValueError:
+                problems.append({"field": key, "message": "a date as YYYY-MM-DD"})
+    outcome = query.get("outcome") or None
+    if outcome is not None and outcome not in OUTCOMES:
+        problems.append({"field": "outcome", "message": f"one of {', '.join(OUTCOMES)}"})
+    if problems:
+        raise ValidationFailed(problems)
+    return Filters(
+        start=bounds["from"],
+        end=bounds["to"],
+        region=query.get("region") or None,
+        platform=query.get("platform") or None,
+        outcome=outcome,
+        person=query.get("person") or None,
+    )
+
+
+@routes.get("/v1/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Response times (median, p90), outcomes, lives saved, false positives, page failures, breaches."""
+    await require_api(request, *REVIEW_ROLES)
+    result = await review(request.app[DB], filters_of(request.query))
+    return web.json_response({**result.as_json(), "lives_saved_outcomes": list(LIVES_SAVED)})
+
+
+@routes.get("/v1/review/cases")
+async def cases(request: web.Request) -> web.Response:
+    """Cases filtered like the dashboard, newest first: ?limit= (at most 200) and ?offset=."""
+    caller = await require_api(request, "manager")
+    filters = filters_of(request.query)
+    try:
+        limit = int(request.query.get("limit", "50"))
+        offset = int(request.query.get("offset", "0"))
+    except ValueError as exc:
+        raise ValidationFailed([{"field": "limit", "message": "limit and offset are whole numbers"}]) from exc
+    if not 1 <= limit <= MAX_PAGE or offset < 0:
+        raise ValidationFailed([{"field": "limit", "message": f"1 to {MAX_PAGE}; offset 0 or more"}])
+    where = filters.where()
+    async with request.app[DB].sessions() as session:
+        total = (await session.execute(select(func.count()).select_from(Case).where(*where))).scalar() or 0
+        rows = (
+            (
+                await session.execute(
+                    select(Case)
+                    .where(*where)
+                    .order_by(col(Case.received_at).desc(), col(Case.id))
+                    .limit(limit)
+                    .offset(offset)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    await audit(request.app[DB], caller.name, "cases_listed", request.app[CLOCK].now(), rows=len(rows))
+    return web.json_response(
+        {
+            "total": int(total),
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if offset + limit < total else None,
+            "cases": [
+                {
+                    "id": c.id,
+                    "ref": c.ref,
+                    "status": c.status,
+                    "risk_level": c.risk_level,
+                    "region": c.region,
+                    "received_at": c.received_at.isoformat().replace("+00:00", "Z"),
+                    "accepted_by": c.accepted_by,
+                    "outcome": c.outcome,
+                }
+                for c in rows
+            ],
+        }
+    )

@@ -1,0 +1,206 @@
+"""Outcome review (PRODUCT.md §5): durations, percentiles and counts computed in SQL on both databases.
+
+Percentiles are nearest-rank: the p-th percentile of n values is the smallest value whose rank r
+(1-based, ascending) has r >= p/100 * n. The median is p50 by that rule (no interpolation), so a
+figure is always a duration some case really took.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
+
+from responder.store.db import Database
+from responder.store.models import Case, CaseTask, Integration, Page
+
+# Outcomes counted as a life saved: the person was found alive and helped. Documented in docs/review.md.
+LIVES_SAVED = (
+    "located_safe",
+    "deescalated",
+    "transported_voluntary",
+    "transported_involuntary",
+    "medical_intervention",
+)
+DURATIONS = ("first_page", "accept", "identify", "locate", "dispatch", "contact", "resolve")
+
+
+@dataclass(frozen=True)
+class Filters:
+    start: datetime | None = None  # received at or after
+    end: datetime | None = None  # received before
+    region: str | None = None
+    platform: str | None = None
+    outcome: str | None = None
+    person: str | None = None  # who accepted
+
+    def where(self) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.start is not None:
+            found.append(col(Case.received_at) >= self.start)
+        if self.end is not None:
+            found.append(col(Case.received_at) < self.end)
+        if self.region:
+            found.append(col(Case.region) == self.region)
+        if self.platform:
+            found.append(
+                col(Case.integration_id)
+                == select(col(Integration.id)).where(col(Integration.name) == self.platform).scalar_subquery()
+            )
+        if self.outcome:
+            found.append(col(Case.outcome) == self.outcome)
+        if self.person:
+            found.append(col(Case.accepted_by) == self.person)
+        return found
+
+
+@dataclass
+class Review:
+    cases: int = 0
+    resolved: int = 0
+    open: int = 0
+    durations: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    lives_saved: int = 0
+    false_positive_rate: list[dict[str, Any]] = field(default_factory=list)
+    page_failure_rate: float | None = None
+    pages: int = 0
+    pages_failed: int = 0
+    deadline_breaches: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def seconds_between(db: Database, start: Any, end: Any) -> ColumnElement[float]:
+    if db.is_sqlite:
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+    return cast(func.extract("epoch", end - start), Float)
+
+
+async def review(db: Database, filters: Filters) -> Review:
+    result = Review()
+    where = filters.where()
+    first_page = (
+        select(func.min(col(Page.sent_at)))
+        .where(col(Page.case_id) == col(Case.id), col(Page.purpose) == "page", col(Page.sent_at).is_not(None))
+        .correlate(Case)
+        .scalar_subquery()
+    )
+    ends = {
+        "first_page": first_page,
+        "accept": col(Case.accepted_at),
+        "identify": col(Case.identified_at),
+        "locate": col(Case.located_at),
+        "dispatch": col(Case.dispatched_at),
+        "contact": col(Case.contacted_at),
+        "resolve": col(Case.resolved_at),
+    }
+    async with db.sessions() as session:
+        counts = (
+            await session.execute(
+                select(
+                    func.count(),
+                    func.sum(case((col(Case.status) == "resolved", 1), else_=0)),
+                ).where(*where)
+            )
+        ).one()
+        result.cases, result.resolved = int(counts[0] or 0), int(counts[1] or 0)
+        result.open = result.cases - result.resolved
+        for name, end in ends.items():
+            result.durations[name] = await _percentiles(session, db, where, end)
+        for outcome, count in await session.execute(
+            select(col(Case.outcome), func.count())
+            .where(*where, col(Case.outcome).is_not(None))
+            .group_by(col(Case.outcome))
+        ):
+            result.outcomes[str(outcome)] = int(count)
+        result.lives_saved = sum(result.outcomes.get(o, 0) for o in LIVES_SAVED)
+        rows = await session.execute(
+            select(
+                col(Integration.name),
+                col(Case.risk_level),
+                func.count(),
+                func.sum(case((col(Case.outcome) == "false_positive", 1), else_=0)),
+            )
+            .join(Integration, col(Integration.id) == col(Case.integration_id))
+            .where(*where, col(Case.status) == "resolved")
+            .group_by(col(Integration.name), col(Case.risk_level))
+            .order_by(col(Integration.name), col(Case.risk_level))
+        )
+        result.false_positive_rate = [
+            {
+                "platform": p,
+                "risk": r,
+                "resolved": int(n),
+                "false_positives": int(fp or 0),
+                "rate": round(int(fp or 0) / int(n), 4),
+            }
+            for p, r, n, fp in rows
+        ]
+        page_rows = (
+            await session.execute(
+                select(
+                    func.count(),
+                    func.sum(
+                        case(
+                            (
+                                col(Page.status).in_(
+                                    ("failed", "undelivered", "busy", "no-answer", "canceled")
+                                ),
+                                1,
+                            ),
+                            else_=0,
+                        )
+                    ),
+                )
+                .select_from(Page)
+                .join(Case, col(Case.id) == col(Page.case_id))
+                .where(*where, col(Page.purpose) == "page")
+            )
+        ).one()
+        result.pages, result.pages_failed = int(page_rows[0] or 0), int(page_rows[1] or 0)
+        result.page_failure_rate = round(result.pages_failed / result.pages, 4) if result.pages else None
+        result.deadline_breaches = int(
+            (
+                await session.execute(
+                    select(func.count())
+                    .select_from(CaseTask)
+                    .join(Case, col(Case.id) == col(CaseTask.case_id))
+                    .where(*where, col(CaseTask.overdue_at).is_not(None))
+                )
+            ).scalar()
+            or 0
+        )
+    return result
+
+
+async def _percentiles(
+    session: Any, db: Database, where: list[ColumnElement[bool]], end: Any
+) -> dict[str, float | int | None]:
+    seconds = seconds_between(db, col(Case.received_at), end).label("v")
+    values = select(seconds).where(*where, end.is_not(None)).subquery()
+    ranked = select(
+        values.c.v,
+        func.row_number().over(order_by=values.c.v).label("rank"),
+        func.count().over().label("n"),
+    ).subquery()
+    row = (
+        await session.execute(
+            select(
+                func.max(ranked.c.n),
+                func.min(case((ranked.c.rank * 100 >= ranked.c.n * 50, ranked.c.v))),
+                func.min(case((ranked.c.rank * 100 >= ranked.c.n * 90, ranked.c.v))),
+            )
+        )
+    ).one()
+    n = int(row[0] or 0)
+    return {
+        "n": n,
+        "median_s": round(float(row[1]), 3) if row[1] is not None else None,
+        "p90_s": round(float(row[2]), 3) if row[2] is not None else None,
+    }

@@ -1,0 +1,734 @@
+"""The web pages: log in, work a case from a phone, review outcomes. Server-rendered, no external CDN.
+
+Every page needs a session; every form carries the session's CSRF token; every view of a case's
+personal data, and every refusal, goes to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import hmac
+import io
+import json
+import secrets
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import web
+from markupsafe import escape
+from multidict import MultiDictProxy
+from sqlalchemy import select
+from sqlmodel import col
+
+from responder.accounts.audit import audit
+from responder.accounts.service import (
+    ROLES,
+    SEES_ALL_CASES,
+    LoginThrottle,
+    Principal,
+    authenticate,
+    close_session,
+    create_user,
+    open_session,
+    session_principal,
+)
+from responder.api.cases import _load, case_json
+from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS
+from responder.engine.acceptance import (
+    OUTCOMES,
+    REASON_REQUIRED,
+    accept,
+    add_note,
+    complete_task,
+    record_pass,
+    resolve,
+)
+from responder.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from responder.review.metrics import LIVES_SAVED, Filters, Review, review
+from responder.store.models import Case, CaseEvent, CaseTask, Integration, Page, User
+
+routes = web.RouteTableDef()
+CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+COOKIE, LOGIN_COOKIE = "responder_session", "responder_login"
+REVIEWERS = ("manager", "auditor")
+TIMES = (
+    ("identified_at", "Identified"),
+    ("located_at", "Located"),
+    ("dispatched_at", "Dispatched"),
+    ("contacted_at", "Contacted"),
+)
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+)
+
+
+def render(name: str, status: int = 200, **context: Any) -> web.Response:
+    body = _TEMPLATES.get_template(name).render(**context)
+    response = web.Response(text=body, content_type="text/html", status=status)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _secure(request: web.Request) -> bool:
+    return request.app[SETTINGS].env.public_url.startswith("https://")
+
+
+async def current(request: web.Request) -> Principal | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    return await session_principal(request.app[DB], token, request.app[CLOCK].now())
+
+
+async def login_required(request: web.Request, *roles: str) -> Principal:
+    principal = await current(request)
+    if principal is None:
+        raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs)}")
+    if roles and not principal.has(*roles):
+        await audit(
+            request.app[DB], principal.name, "page_refused", request.app[CLOCK].now(), path=request.path
+        )
+        raise Forbidden(f"your role may not open this page (needs one of: {', '.join(roles)})")
+    return principal
+
+
+async def checked_form(request: web.Request, principal: Principal) -> MultiDictProxy[str]:
+    """The POSTed form, when it carries this session's CSRF token."""
+    form = await request.post()
+    given = form.get("csrf", "")
+    if (
+        not isinstance(given, str)
+        or not principal.csrf_token
+        or not hmac.compare_digest(given, principal.csrf_token)
+    ):
+        await audit(
+            request.app[DB], principal.name, "csrf_refused", request.app[CLOCK].now(), path=request.path
+        )
+        raise Forbidden("the form's CSRF token is missing or wrong: reload the page and try again")
+    return MultiDictProxy(form)  # type: ignore[arg-type]
+
+
+# --- log in and out ---------------------------------------------------------------------------------
+
+
+@routes.get("/login")
+async def login_page(request: web.Request) -> web.Response:
+    csrf = secrets.token_urlsafe(24)
+    response = render(
+        "login.html",
+        principal=None,
+        csrf=csrf,
+        next=_safe_next(request.query.get("next")),
+        username="",
+        error="",
+    )
+    response.set_cookie(
+        LOGIN_COOKIE, csrf, httponly=True, samesite="Strict", secure=_secure(request), max_age=3600
+    )
+    return response
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path on this site (no open redirect)."""
+    return value if value and value.startswith("/") and not value.startswith("//") else "/"
+
+
+@routes.post("/login")
+async def login(request: web.Request) -> web.Response:
+    form = await request.post()
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "/")))
+    cookie, given = request.cookies.get(LOGIN_COOKIE, ""), str(form.get("csrf", ""))
+    if not cookie or not hmac.compare_digest(cookie, given):
+        raise Forbidden("the login form's CSRF token is missing or wrong: reload the page")
+    now, db = request.app[CLOCK].now(), request.app[DB]
+    keys = [f"user:{username.lower()}", f"ip:{request.remote}"]
+    throttle = request.app[THROTTLE]
+    if throttle.blocked(keys, now):
+        await audit(db, f"login:{username}", "login_throttled", now, ip=request.remote)
+        return render(
+            "login.html",
+            429,
+            principal=None,
+            csrf=given,
+            next=target,
+            username=username,
+            error="Too many failed attempts: wait 15 minutes and try again.",
+        )
+    user = await authenticate(db, username, password)
+    if user is None:
+        throttle.failed(keys, now)
+        await audit(db, f"login:{username}", "login_failed", now, ip=request.remote)
+        return render(
+            "login.html",
+            401,
+            principal=None,
+            csrf=given,
+            next=target,
+            username=username,
+            error="Wrong username or password.",
+        )
+    token, _ = await open_session(db, user, now)
+    await audit(db, f"user:{user.username}", "login", now, ip=request.remote)
+    response = web.HTTPSeeOther(target)
+    response.set_cookie(
+        COOKIE, token, httponly=True, samesite="Lax", secure=_secure(request), max_age=12 * 3600
+    )
+    response.del_cookie(LOGIN_COOKIE)
+    raise response
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    await checked_form(request, principal)
+    await close_session(request.app[DB], request.cookies.get(COOKIE, ""))
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE)
+    raise response
+
+
+# --- cases ------------------------------------------------------------------------------------------
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    if principal.has(*REVIEWERS):
+        raise web.HTTPSeeOther("/dashboard")
+    if principal.has("admin") and not principal.has("negotiator", "investigator", "team_lead"):
+        raise web.HTTPSeeOther("/admin/users")
+    raise web.HTTPSeeOther("/cases")
+
+
+@routes.get("/cases")
+async def my_cases(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    query = select(Case).order_by(col(Case.received_at).desc()).limit(100)
+    if not principal.has(*SEES_ALL_CASES):
+        query = query.where(col(Case.id).in_(_paged_to(principal)))
+    async with request.app[DB].sessions() as session:
+        cases = (await session.execute(query)).scalars().all()
+    heading = "All cases" if principal.has(*SEES_ALL_CASES) else "Cases paged to you"
+    return render("cases.html", principal=principal, cases=cases, heading=heading)
+
+
+def _paged_to(principal: Principal) -> Any:
+    return select(col(Page.case_id)).where(col(Page.person_id) == (principal.person_id or "\x00"))
+
+
+async def visible_case(request: web.Request, principal: Principal) -> str:
+    """The case id from the URL when this person may see it; otherwise 403, and the attempt audited."""
+    case_id, db, now = request.match_info["case_id"], request.app[DB], request.app[CLOCK].now()
+    async with db.sessions() as session:
+        case = await session.get(Case, case_id)
+        if case is None:
+            raise NotFound("case not found")
+        if principal.has(*SEES_ALL_CASES):
+            return case_id
+        paged = (
+            await session.execute(_paged_to(principal).where(col(Page.case_id) == case_id).limit(1))
+        ).first()
+    if paged is None and (principal.person_id is None or case.accepted_by != principal.person_id):
+        await audit(db, principal.name, "case_view_refused", now, case_id, path=request.path)
+        raise Forbidden("this case was not paged to you")
+    return case_id
+
+
+@routes.get("/cases/{case_id}")
+async def case_page(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    case_id = await visible_case(request, principal)
+    return await _render_case(request, principal, case_id)
+
+
+async def _render_case(
+    request: web.Request,
+    principal: Principal,
+    case_id: str,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    message: str = "",
+) -> web.Response:
+    loaded = await _load(request, case_id)
+    case = loaded[0]
+    data = case_json(request, *loaded)
+    now = request.app[CLOCK].now()
+    await audit(request.app[DB], principal.name, "case_viewed", now, case_id, via="web")
+    paged = principal.person_id is not None and any(
+        p["person"]["id"] == principal.person_id for p in data["pages"]
+    )
+    works = principal.has(*SEES_ALL_CASES, "negotiator", "investigator")
+    return render(
+        "case.html",
+        status,
+        principal=principal,
+        case=data | {"is_live": case.is_live},
+        alert=case.alert,
+        can_answer=paged and case.status == "open",
+        can_work=works,
+        outcomes=OUTCOMES,
+        times=TIMES,
+        errors=errors or {},
+        form=form or {},
+        message=message,
+        now=now.isoformat().replace("+00:00", "Z"),
+        last_event=max((e.id or 0 for e in loaded[1]), default=0),
+    )
+
+
+async def _my_page(request: web.Request, principal: Principal, case_id: str) -> Page:
+    async with request.app[DB].sessions() as session:
+        page = (
+            await session.execute(
+                select(Page)
+                .where(
+                    col(Page.case_id) == case_id,
+                    col(Page.person_id) == principal.person_id,
+                    col(Page.purpose) == "page",
+                )
+                .order_by(col(Page.created_at).desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    if page is None:
+        raise Forbidden("only a person paged for this case can accept or pass it")
+    return page
+
+
+@routes.post("/cases/{case_id}/accept")
+async def accept_case(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    case_id = await visible_case(request, principal)
+    await checked_form(request, principal)
+    page = await _my_page(request, principal, case_id)
+    result = await accept(
+        request.app[DB], request.app[ROSTER], case_id, page.person_id, "web", request.app[CLOCK].now()
+    )
+    request.app[ENGINE].kick()
+    message = (
+        "The case is yours." if result.won else f"Already accepted by {result.holder_name or 'someone else'}."
+    )
+    return await _render_case(request, principal, case_id, message=message)
+
+
+@routes.post("/cases/{case_id}/pass")
+async def pass_case(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    case_id = await visible_case(request, principal)
+    await checked_form(request, principal)
+    page = await _my_page(request, principal, case_id)
+    if await record_pass(request.app[DB], case_id, page.id, page.person_id, "web", request.app[CLOCK].now()):
+        await request.app[ENGINE].fail_over(case_id, page.id, "passed on the web page")
+        return await _render_case(
+            request, principal, case_id, message="Passed: the next person is being paged."
+        )
+    return await _render_case(request, principal, case_id, message="The case is no longer open.")
+
+
+@routes.post("/cases/{case_id}/tasks/{task}/done")
+async def task_done(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    case_id = await visible_case(request, principal)
+    await checked_form(request, principal)
+    with contextlib.suppress(Conflict):  # ticked twice (two people at once): it is done either way
+        await complete_task(
+            request.app[DB], case_id, request.match_info["task"], principal.name, request.app[CLOCK].now()
+        )
+    raise web.HTTPSeeOther(f"/cases/{case_id}#task-{request.match_info['task']}")
+
+
+@routes.post("/cases/{case_id}/notes")
+async def note(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    case_id = await visible_case(request, principal)
+    form = await checked_form(request, principal)
+    text = str(form.get("text", "")).strip()
+    if not text or len(text) > 4000:
+        return await _render_case(
+            request, principal, case_id, 422, {"text": "Write 1 to 4000 characters."}, {"text": text}
+        )
+    await add_note(request.app[DB], case_id, text, principal.name, request.app[CLOCK].now())
+    raise web.HTTPSeeOther(f"/cases/{case_id}")
+
+
+@routes.post("/cases/{case_id}/resolve")
+async def record_outcome(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    case_id = await visible_case(request, principal)
+    form = await checked_form(request, principal)
+    values = {k: str(form.get(k, "")) for k in ("outcome", "note", *(name for name, _ in TIMES))}
+    errors: dict[str, str] = {}
+    details: dict[str, Any] = {
+        "services_dispatched": form.get("services_dispatched") == "1",
+        "person_collaborated": form.get("person_collaborated") == "1",
+    }
+    for name, _ in TIMES:
+        raw = values[name].strip()
+        if raw:
+            try:
+                details[name] = datetime.fromisoformat(raw).replace(tzinfo=UTC)
+            except ValueError:
+                errors[name] = "Use the date and time picker (UTC)."
+    if not values["outcome"]:
+        errors["outcome"] = "Choose an outcome."
+    if values["outcome"] in REASON_REQUIRED and not values["note"].strip():
+        errors["note"] = f"A reason is required for {values['outcome']}."
+    if not errors:
+        try:
+            await resolve(
+                request.app[DB],
+                case_id,
+                values["outcome"],
+                values["note"].strip() or None,
+                principal.name,
+                request.app[CLOCK].now(),
+                details,
+            )
+        except ValidationFailed as exc:
+            errors = {e["field"]: _sentence(e["message"]) for e in exc.detail}
+        except Conflict as exc:
+            return await _render_case(request, principal, case_id, 409, message=str(exc.detail))
+    if errors:
+        return await _render_case(request, principal, case_id, 422, errors, values)
+    raise web.HTTPSeeOther(f"/cases/{case_id}")
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+@routes.get("/cases/{case_id}/events")
+async def case_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: the case's new timeline entries as they land (the page updates live)."""
+    principal = await login_required(request)
+    case_id = await visible_case(request, principal)
+    after = int(request.query.get("after", "0")) if request.query.get("after", "0").isdigit() else 0
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    deadline = asyncio.get_running_loop().time() + 600  # the browser reconnects after this
+    while asyncio.get_running_loop().time() < deadline:
+        async with request.app[DB].sessions() as session:
+            rows = (
+                await session.execute(
+                    select(CaseEvent, col(Case.status))
+                    .join(Case, col(Case.id) == col(CaseEvent.case_id))
+                    .where(col(CaseEvent.case_id) == case_id, col(CaseEvent.id) > after)
+                    .order_by(col(CaseEvent.id))
+                )
+            ).all()
+        for event, status in rows:
+            after = event.id or after
+            payload = {
+                "id": event.id,
+                "at": event.at.isoformat().replace("+00:00", "Z"),
+                "type": event.type,
+                "actor": event.actor,
+                "status": status,
+            }
+            await response.write(f"id: {event.id}\ndata: {json.dumps(payload)}\n\n".encode())
+        await asyncio.sleep(0.5)
+    return response
+
+
+# --- review -----------------------------------------------------------------------------------------
+
+
+def _filters(query: Any) -> tuple[Filters, dict[str, str]]:
+    errors: dict[str, str] = {}
+    bounds: dict[str, datetime | None] = {"from": None, "to": None}
+    for key in bounds:
+        raw = query.get(key, "")
+        if raw:
+            try:
+                bounds[key] = datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
+            except ValueError:
+                errors[key] = "A date as YYYY-MM-DD."
+    return (
+        Filters(
+            start=bounds["from"],
+            end=bounds["to"],
+            region=query.get("region") or None,
+            platform=query.get("platform") or None,
+            outcome=query.get("outcome") or None,
+            person=query.get("person") or None,
+        ),
+        errors,
+    )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.1f} %"
+
+
+def _chart(result: Review) -> str:
+    """Outcome counts as a horizontal bar chart, in SVG made here (no library, no CDN)."""
+    items = sorted(result.outcomes.items(), key=lambda kv: -kv[1])
+    if not items:
+        return ""
+    top, bar_h, width = max(n for _, n in items), 22, 560
+    rows = []
+    for index, (name, count) in enumerate(items):
+        y = index * (bar_h + 6)
+        length = 0 if top == 0 else round((width - 260) * count / top)
+        rows.append(
+            f'<text x="0" y="{y + 16}" font-size="13">{escape(name.replace("_", " "))}</text>'
+            f'<rect x="210" y="{y}" width="{length}" height="{bar_h}" fill="#0b57d0"></rect>'
+            f'<text x="{216 + length}" y="{y + 16}" font-size="13">{count}</text>'
+        )
+    height = len(items) * (bar_h + 6)
+    return (
+        f'<svg role="img" aria-label="Outcome counts" viewBox="0 0 {width} {height}" width="100%" '
+        f'style="max-width:{width}px" xmlns="http://www.w3.org/2000/svg">{"".join(rows)}</svg>'
+    )
+
+
+async def _open_cases(request: web.Request) -> list[dict[str, Any]]:
+    now = request.app[CLOCK].now()
+    async with request.app[DB].sessions() as session:
+        cases = (
+            (
+                await session.execute(
+                    select(Case)
+                    .where(col(Case.status) != "resolved")
+                    .order_by(col(Case.priority), col(Case.received_at))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        tasks = (
+            await session.execute(
+                select(col(CaseTask.case_id), col(CaseTask.due_at)).where(
+                    col(CaseTask.case_id).in_([c.id for c in cases]), col(CaseTask.done_at).is_(None)
+                )
+            )
+        ).all()
+    earliest: dict[str, datetime] = {}
+    for case_id, due in tasks:
+        earliest[case_id] = min(due, earliest.get(case_id, due))
+    found = []
+    for case in cases:
+        candidates = [
+            t for t in (case.next_due_at if case.status == "open" else None, earliest.get(case.id)) if t
+        ]
+        deadline = min(candidates) if candidates else None
+        found.append(
+            {
+                "id": case.id,
+                "ref": case.ref,
+                "status": case.status,
+                "risk": case.risk_level,
+                "region": case.region,
+                "overdue": case.id in earliest and earliest[case.id] < now,
+                "deadline_text": deadline.strftime("%Y-%m-%d %H:%M") if deadline else "-",
+            }
+        )
+    return found
+
+
+@routes.get("/dashboard")
+async def dashboard(request: web.Request) -> web.Response:
+    principal = await login_required(request, *REVIEWERS, "team_lead")
+    filters, errors = _filters(request.query)
+    result = await review(request.app[DB], filters)
+    now = request.app[CLOCK].now()
+    # Auditors see aggregates only: open cases name people (refs, regions) and are for those who act.
+    open_cases = await _open_cases(request) if principal.has("manager", "team_lead") else None
+    return render(
+        "dashboard.html",
+        422 if errors else 200,
+        principal=principal,
+        title="Dashboard",
+        report=False,
+        r=result,
+        errors=errors,
+        query=request.query,
+        query_string=request.query_string,
+        outcomes=OUTCOMES,
+        lives_saved=LIVES_SAVED,
+        chart=_chart(result),
+        open_cases=open_cases,
+        this_month=now.strftime("%Y-%m"),
+        dur=_duration,
+        pct=_pct,
+    )
+
+
+@routes.get("/reports/monthly")
+async def monthly_report(request: web.Request) -> web.Response:
+    principal = await login_required(request, *REVIEWERS)
+    month = request.query.get("month", request.app[CLOCK].now().strftime("%Y-%m"))
+    try:
+        start = datetime.strptime(month + "-01", "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise ValidationFailed([{"field": "month", "message": "a month as YYYY-MM"}]) from exc
+    end = (start + timedelta(days=32)).replace(day=1)
+    result = await review(request.app[DB], Filters(start=start, end=end))
+    return render(
+        "dashboard.html",
+        principal=principal,
+        title=f"Monthly report: {start.strftime('%B %Y')}",
+        report=True,
+        r=result,
+        errors={},
+        query={},
+        query_string="",
+        outcomes=OUTCOMES,
+        lives_saved=LIVES_SAVED,
+        chart=_chart(result),
+        open_cases=None,
+        this_month=month,
+        dur=_duration,
+        pct=_pct,
+    )
+
+
+CSV_COLUMNS = (
+    "ref",
+    "status",
+    "platform",
+    "risk_level",
+    "is_live",
+    "region",
+    "received_at",
+    "accepted_by",
+    "accepted_at",
+    "resolved_at",
+    "outcome",
+    "services_dispatched",
+    "person_collaborated",
+    "identified_at",
+    "located_at",
+    "dispatched_at",
+    "contacted_at",
+)
+
+
+@routes.get("/dashboard.csv")
+async def dashboard_csv(request: web.Request) -> web.Response:
+    principal = await login_required(request, *REVIEWERS)
+    filters, errors = _filters(request.query)
+    if errors:
+        raise ValidationFailed([{"field": k, "message": v} for k, v in errors.items()])
+    async with request.app[DB].sessions() as session:
+        rows = (
+            await session.execute(
+                select(Case, col(Integration.name))
+                .join(Integration, col(Integration.id) == col(Case.integration_id))
+                .where(*filters.where())
+                .order_by(col(Case.received_at))
+            )
+        ).all()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for case, platform in rows:
+        values = {**case.model_dump(), "platform": platform}
+        writer.writerow([_csv_value(values.get(c)) for c in CSV_COLUMNS])
+    await audit(
+        request.app[DB],
+        principal.name,
+        "csv_exported",
+        request.app[CLOCK].now(),
+        rows=len(rows),
+        query=request.query_string,
+    )
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="responder-cases.csv"'},
+    )
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text  # no formulas in a spreadsheet
+
+
+# --- admin ------------------------------------------------------------------------------------------
+
+
+@routes.get("/admin/users")
+async def users_page(request: web.Request) -> web.Response:
+    principal = await login_required(request, "admin")
+    return await _render_users(request, principal)
+
+
+async def _render_users(
+    request: web.Request,
+    principal: Principal,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    message: str = "",
+) -> web.Response:
+    async with request.app[DB].sessions() as session:
+        users = (await session.execute(select(User).order_by(col(User.username)))).scalars().all()
+    return render(
+        "users.html",
+        status,
+        principal=principal,
+        users=users,
+        roles=ROLES,
+        people=list(request.app[ROSTER].people.values()),
+        errors=errors or {},
+        form=form or {},
+        message=message,
+    )
+
+
+@routes.post("/admin/users")
+async def add_user(request: web.Request) -> web.Response:
+    principal = await login_required(request, "admin")
+    form = await checked_form(request, principal)
+    username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
+    roles = [str(r) for r in form.getall("roles", [])]
+    person = str(form.get("person", "")) or None
+    if person is not None and request.app[ROSTER].person(person) is None:
+        return await _render_users(
+            request, principal, 422, {"person": "Not in the roster."}, {"username": username}
+        )
+    now = request.app[CLOCK].now()
+    try:
+        await create_user(request.app[DB], username, password, roles, person, now)
+    except (ValidationFailed, Conflict) as exc:
+        detail = (
+            exc.detail
+            if isinstance(exc.detail, list)
+            else [{"field": "username", "message": str(exc.detail)}]
+        )
+        errors = {e["field"]: _sentence(e["message"]) for e in detail}
+        return await _render_users(request, principal, 422, errors, {"username": username})
+    await audit(
+        request.app[DB], principal.name, "user_created", now, username=username, roles=roles, person=person
+    )
+    return await _render_users(request, principal, message=f"User {username} created.")
+
+
+def setup(app: web.Application) -> None:
+    app[THROTTLE] = LoginThrottle()
+    app.router.add_routes(routes)

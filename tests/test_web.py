@@ -1,0 +1,279 @@
+"""The web pages over HTTP: log in, least privilege with audit, CSRF, forms with errors next to the
+field, accept and work a case, API tokens scoped by role, and an audit log nobody can edit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from responder.simulator import PhoneSimulator
+from responder.store.db import Database
+from tests.harness import Service, environment, new_alert_id, sample, start_service, stop_service
+from tests.web import PASSWORD, Browser, create_users
+
+
+@pytest.fixture
+async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
+    # Real time: the chain stays on its first step while the pages are used.
+    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
+    await create_users(db_url)
+    yield running
+    await stop_service(running)
+
+
+@pytest.fixture
+async def browser(service: Service) -> AsyncIterator[Browser]:
+    opened = Browser(service.url)
+    yield opened
+    await opened.close()
+
+
+async def paris_case(service: Service) -> str:
+    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    await service.phone_of("ana").expect_sms(contains="ACK")
+    case_id: str = body["case_id"]
+    return case_id
+
+
+async def audit_actions(db_url: str, case_id: str) -> list[tuple[str, str]]:
+    db = Database(db_url)
+    try:
+        async with db.engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT actor, action FROM audit_event WHERE case_id = :c ORDER BY id"), {"c": case_id}
+            )
+            return [(r[0], r[1]) for r in rows]
+    finally:
+        await db.close()
+
+
+async def test_login_sets_a_safe_session_cookie_and_wrong_passwords_are_throttled(
+    service: Service, browser: Browser
+) -> None:
+    status, page = await browser.login("ana", "wrong password!")
+    assert status == 401 and "Wrong username or password." in page
+    status, page = await browser.login("ana")
+    assert status == 200 and "Cases paged to you" in page
+    cookie = next(c for c in browser.http.cookie_jar if c.key == "responder_session")
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    intruder = Browser(service.url)
+    try:
+        for _ in range(5):
+            status, _ = await intruder.login("maya", "guess guess guess")
+            assert status == 401
+        status, page = await intruder.login("maya")  # even the right password, for now
+        assert status == 429 and "Too many failed attempts" in page
+    finally:
+        await intruder.close()
+
+
+async def test_pages_need_a_login(service: Service, browser: Browser) -> None:
+    case_id = await paris_case(service)
+    status, page = await browser.get(f"/cases/{case_id}")
+    assert status == 200 and 'action="/login"' in page  # redirected to the login form
+    assert "Camille" not in page
+
+
+async def test_a_negotiator_sees_and_accepts_their_case_and_nothing_else(
+    db_url: str, service: Service, browser: Browser
+) -> None:
+    case_id = await paris_case(service)
+    status, body = await service.post_alert(sample("medium-comment-us.json", alert_id=new_alert_id()))
+    assert status == 202
+    other = body["case_id"]
+    await browser.login("ana")
+    status, page = await browser.get(f"/cases/{case_id}")
+    assert status == 200 and "Camille D. (fictional)" in page and "pont près de Bercy" in page
+    status, refused = await browser.get(f"/cases/{other}")
+    assert status == 403 and "not paged to you" in refused
+    assert ("user:ana", "case_view_refused") in await audit_actions(db_url, other)
+    assert ("user:ana", "case_viewed") in await audit_actions(db_url, case_id)
+
+    status, page = await browser.post(f"/cases/{case_id}/accept", {}, page)
+    assert status == 200 and "The case is yours." in page
+    case = await service.case(case_id)
+    assert (
+        case["status"] == "acknowledged"
+        and case["accepted_by"]["id"] == "ana"
+        and case["accepted_via"] == "web"
+    )
+    await service.phone_of("ines").expect_sms(contains="Ana")  # everyone else paged is told
+
+
+async def test_forms_without_the_csrf_token_are_refused_and_change_nothing(
+    service: Service, browser: Browser
+) -> None:
+    case_id = await paris_case(service)
+    await browser.login("ana")
+    for form in ({}, {"csrf": "forged"}):
+        status, page = await browser.post_raw(f"/cases/{case_id}/accept", form)
+        assert status == 403 and "CSRF" in page
+    status, _ = await browser.post_raw("/login", {"username": "ana", "password": PASSWORD})
+    assert status == 403  # the login form has its own token
+    assert (await service.case(case_id))["status"] == "open"
+
+
+async def test_bad_input_gets_a_message_next_to_the_field(service: Service, browser: Browser) -> None:
+    case_id = await paris_case(service)
+    await browser.login("ana")
+    _, page = await browser.get(f"/cases/{case_id}")
+    status, answer = await browser.post(f"/cases/{case_id}/notes", {"text": "   "}, page)
+    assert status == 422 and re.search(
+        r'<textarea id="text"[^>]*>[^<]*</textarea>\s*<p class="error" id="error-text">', answer
+    )
+    status, answer = await browser.post(
+        f"/cases/{case_id}/resolve",
+        {"outcome": "unable_to_locate", "note": "", "located_at": "not a time"},
+        page,
+    )
+    assert status == 422
+    assert 'id="error-note">A reason is required for unable_to_locate.' in answer
+    assert 'id="error-located_at">Use the date and time picker' in answer
+    status, answer = await browser.post(f"/cases/{case_id}/resolve", {"outcome": "", "note": ""}, page)
+    assert status == 422 and 'id="error-outcome">Choose an outcome.' in answer
+    assert (await service.case(case_id))["status"] == "open"
+
+
+async def test_tasks_notes_and_outcome_from_the_case_page(service: Service, browser: Browser) -> None:
+    case_id = await paris_case(service)
+    await browser.login("ana")
+    _, page = await browser.get(f"/cases/{case_id}")
+    status, page = await browser.post(f"/cases/{case_id}/tasks/triage/done", {}, page)
+    assert status == 200 and "done" in page
+    status, page = await browser.post(f"/cases/{case_id}/notes", {"text": "Called the platform."}, page)
+    assert status == 200
+    status, page = await browser.post(
+        f"/cases/{case_id}/resolve",
+        {
+            "outcome": "located_safe",
+            "note": "Found at home.",
+            "services_dispatched": "1",
+            "located_at": "2026-11-28T02:40",
+        },
+        page,
+    )
+    assert status == 200 and "located safe" in page
+    case = await service.case(case_id)
+    assert case["status"] == "resolved" and case["outcome"] == "located_safe"
+    types = [e["type"] for e in case["timeline"]]
+    assert "task_done" in types and "note" in types
+    resolved = next(e for e in case["timeline"] if e["type"] == "case_resolved")
+    assert resolved["actor"] == "user:ana" and resolved["detail"]["services_dispatched"] is True
+    assert resolved["detail"]["located_at"].startswith("2026-11-28T02:40")
+
+
+async def test_the_timeline_updates_live(service: Service, browser: Browser) -> None:
+    case_id = await paris_case(service)
+    await browser.login("ana")
+    async with browser.http.get(f"{service.url}/cases/{case_id}/events?after=0") as stream:
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        first = await asyncio.wait_for(stream.content.readline(), 5)
+        assert first.startswith(b"id: ")
+        await service.phone_of("ana").send_sms("ACK")
+        seen = b""
+        while b"case_accepted" not in seen:
+            seen += await asyncio.wait_for(stream.content.readline(), 5)
+        assert b'"status": "acknowledged"' in seen
+
+
+async def test_roles_decide_the_pages(service: Service) -> None:
+    for username, path, allowed in (
+        ("ana", "/dashboard", False),
+        ("maya", "/dashboard", True),
+        ("audrey", "/dashboard", True),
+        ("audrey", "/dashboard.csv", True),
+        ("ana", "/admin/users", False),
+        ("maya", "/admin/users", False),
+        ("root", "/admin/users", True),
+    ):
+        person = Browser(service.url)
+        try:
+            await person.login(username)
+            status, _ = await person.get(path)
+            assert (status == 200) == allowed, (username, path, status)
+        finally:
+            await person.close()
+
+
+async def test_an_admin_creates_a_user_who_can_then_log_in(service: Service, browser: Browser) -> None:
+    await browser.login("root")
+    _, page = await browser.get("/admin/users")
+    status, answer = await browser.post(
+        "/admin/users", [("username", "bruno"), ("password", "short"), ("roles", "negotiator")], page
+    )
+    assert status == 422 and 'id="error-password">At least 10 characters.' in answer
+    status, answer = await browser.post(
+        "/admin/users",
+        [("username", "bruno"), ("password", PASSWORD), ("roles", "negotiator"), ("person", "bruno")],
+        page,
+    )
+    assert status == 200 and "User bruno created." in answer
+    newcomer = Browser(service.url)
+    try:
+        status, page = await newcomer.login("bruno")
+        assert status == 200 and "Cases paged to you" in page
+    finally:
+        await newcomer.close()
+
+
+async def test_api_tokens_are_scoped_by_role(service: Service) -> None:
+    env = {**os.environ, **environment(service.settings.env.database_url, service.url, service.sim.url)}
+
+    async def create(name: str, role: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "responder",
+            "tokens",
+            "create",
+            name,
+            "--role",
+            role,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, _ = await process.communicate()
+        assert process.returncode == 0
+        return out.decode().strip()
+
+    auditor, manager = await create("reports", "auditor"), await create("ops", "manager")
+    async with service.http.get(
+        f"{service.url}/v1/cases", headers={"Authorization": f"Bearer {auditor}"}
+    ) as r:
+        assert r.status == 403
+    async with service.http.get(
+        f"{service.url}/v1/cases", headers={"Authorization": f"Bearer {manager}"}
+    ) as r:
+        assert r.status == 200
+    async with service.http.get(
+        f"{service.url}/v1/metrics", headers={"Authorization": f"Bearer {auditor}"}
+    ) as r:
+        assert r.status == 200
+    async with service.http.get(
+        f"{service.url}/v1/cases", headers={"Authorization": "Bearer rsp_forged"}
+    ) as r:
+        assert r.status == 401
+
+
+async def test_the_audit_log_cannot_be_edited(db_url: str, service: Service, browser: Browser) -> None:
+    case_id = await paris_case(service)
+    await browser.login("ana")
+    await browser.get(f"/cases/{case_id}")
+    db = Database(db_url)
+    try:
+        for statement in ("UPDATE audit_event SET actor = 'nobody'", "DELETE FROM audit_event"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                async with db.engine.begin() as conn:
+                    await conn.execute(text(statement))
+    finally:
+        await db.close()
+    assert ("user:ana", "case_viewed") in await audit_actions(db_url, case_id)
