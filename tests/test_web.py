@@ -277,3 +277,10 @@ async def test_the_audit_log_cannot_be_edited(db_url: str, service: Service, bro
     finally:
         await db.close()
     assert ("user:ana", "case_viewed") in await audit_actions(db_url, case_id)
+
+
+async def test_the_api_is_documented_on_a_rendered_page(service: Service, browser: Browser) -> None:
+    status, page = await browser.get("/docs")
+    assert status == 200
+    for path in ("/v1/alerts", "/v1/cases/{case_id}", "/v1/metrics", "/v1/review/cases", "/v1/oncall"):
+        assert f"{path}</code>" in page, path

@@ -46,6 +46,17 @@ def openapi_document() -> dict[str, Any]:
         "properties": {"outcome": {"enum": list(OUTCOMES)}, "note": {"type": "string", "maxLength": 2000}},
     }
     case_id = [{"name": "case_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    review_filters = [
+        {"name": name, "in": "query", "schema": {"type": "string"}, "description": text}
+        for name, text in (
+            ("from", "received on or after this UTC date (YYYY-MM-DD)"),
+            ("to", "received before this UTC date"),
+            ("region", "ISO 3166-2 region"),
+            ("platform", "integration name"),
+            ("outcome", "outcome code"),
+            ("person", "roster id of who accepted"),
+        )
+    ]
     schedule_id = [{"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}]
     components["Override"] = {
         "type": "object",
@@ -194,6 +205,37 @@ def openapi_document() -> dict[str, Any]:
                         "200": {"description": "cancelled"},
                         "404": _error("no such override"),
                         "409": _error("already cancelled"),
+                    },
+                }
+            },
+            "/v1/metrics": {
+                "get": {
+                    "summary": "Review metrics: response times (median, p90), outcomes, lives saved",
+                    "security": [{"bearer": []}],
+                    "parameters": review_filters,
+                    "responses": {
+                        "200": {"description": "figures"},
+                        "403": _error("role not allowed"),
+                        "422": _error("bad filter"),
+                    },
+                }
+            },
+            "/v1/review/cases": {
+                "get": {
+                    "summary": "Cases filtered like the dashboard, newest first, paginated",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        *review_filters,
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        },
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    ],
+                    "responses": {
+                        "200": {"description": "a page of cases with total and next_offset"},
+                        "422": _error("bad filter or page"),
                     },
                 }
             },

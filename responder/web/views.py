@@ -39,6 +39,7 @@ from responder.accounts.service import (
 )
 from responder.api.cases import _load, case_json
 from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS
+from responder.api.openapi import openapi_document
 from responder.engine.acceptance import (
     OUTCOMES,
     REASON_REQUIRED,
@@ -727,6 +728,12 @@ async def add_user(request: web.Request) -> web.Response:
         request.app[DB], principal.name, "user_created", now, username=username, roles=roles, person=person
     )
     return await _render_users(request, principal, message=f"User {username} created.")
+
+
+@routes.get("/docs")
+async def api_docs(request: web.Request) -> web.Response:
+    """The OpenAPI document rendered for people (no login: it describes, it holds no data)."""
+    return render("api_docs.html", principal=await current(request), doc=openapi_document())
 
 
 def setup(app: web.Application) -> None:

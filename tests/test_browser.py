@@ -1,0 +1,187 @@
+"""In a real browser (Debian's Chromium, headless, driven by Playwright): a negotiator works a case from
+a phone-sized screen, a manager reads the dashboard, an admin creates an account. Screenshots of the
+case page at phone size and of the dashboard go to test-artifacts/."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy import text
+
+from responder.simulator import PhoneSimulator
+from responder.store.db import Database
+from tests.harness import ROOT, Service, new_alert_id, sample, start_service, stop_service
+from tests.web import PASSWORD, create_users
+
+playwright_api = pytest.importorskip("playwright.async_api")
+ARTIFACTS = ROOT / "test-artifacts"
+PHONE = {"width": 390, "height": 844}
+
+
+def chromium_path() -> str:
+    found = (
+        os.environ.get("RESPONDER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("Chromium is not installed: CI must run the browser tests (apt-get install chromium)")
+    pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it and runs these")
+
+
+@pytest.fixture
+async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
+    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
+    await create_users(db_url)
+    yield running
+    await stop_service(running)
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[object]:
+    path = chromium_path()
+    async with playwright_api.async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        yield browser
+        await browser.close()
+
+
+async def log_in(page: object, base: str, username: str) -> None:
+    await page.fill("#username", username)  # type: ignore[attr-defined]
+    await page.fill("#password", PASSWORD)  # type: ignore[attr-defined]
+    await page.click("button[type=submit]")  # type: ignore[attr-defined]
+
+
+async def test_a_negotiator_works_a_case_from_a_phone(
+    service: Service, chromium: object, db_url: str
+) -> None:
+    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    await service.phone_of("ana").expect_sms(contains="ACK")
+    case_id = body["case_id"]
+    context = await chromium.new_context(viewport=PHONE, is_mobile=True)  # type: ignore[attr-defined]
+    page = await context.new_page()
+    await page.goto(f"{service.url}/cases/{case_id}")  # the link from the SMS: log in first
+    await log_in(page, service.url, "ana")
+    await page.wait_for_selector("text=Camille D. (fictional)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "case-page-phone.png"), full_page=True)
+
+    await page.click("#accept")
+    await page.wait_for_selector("text=The case is yours.")
+    await page.click("#task-triage button")
+    await page.wait_for_selector("#task-triage >> text=done")
+    await page.fill("#text", "Platform called back with an address.")
+    await page.click("text=Add note")
+    await page.wait_for_selector("#timeline >> text=note")
+    await page.select_option("#outcome", "unable_to_locate")
+    await page.click("text=Record outcome and close")
+    await page.wait_for_selector("#error-note")  # the reason is required: said next to the field
+    await page.fill("#note", "Address was out of date.")
+    await page.fill("#located_at", "2026-11-28T02:40")
+    await page.select_option("#outcome", "located_safe")
+    await page.click("text=Record outcome and close")
+    await page.wait_for_selector("#status >> text=resolved")
+    case = await service.case(case_id)
+    assert case["status"] == "resolved" and case["outcome"] == "located_safe"
+    assert case["accepted_by"]["id"] == "ana" and case["accepted_via"] == "web"
+    await context.close()
+
+
+async def test_the_timeline_updates_live_in_the_browser(service: Service, chromium: object) -> None:
+    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    await service.phone_of("ana").expect_sms(contains="ACK")
+    page = await chromium.new_page(viewport=PHONE)  # type: ignore[attr-defined]
+    await page.goto(f"{service.url}/cases/{body['case_id']}")
+    await log_in(page, service.url, "ana")
+    await page.wait_for_selector("#timeline")
+    await service.phone_of("ines").send_sms("ACK")  # Ines accepts by SMS while Ana has the page open
+    await page.wait_for_selector("#timeline >> text=case accepted", timeout=5000)
+    assert await page.text_content("#status") == "acknowledged"
+    await page.close()
+
+
+async def test_a_negotiator_cannot_open_a_case_not_paged_to_them(
+    service: Service, chromium: object, db_url: str
+) -> None:
+    status, body = await service.post_alert(sample("medium-comment-us.json", alert_id=new_alert_id()))
+    assert status == 202
+    page = await chromium.new_page()  # type: ignore[attr-defined]
+    await page.goto(f"{service.url}/login")
+    await log_in(page, service.url, "ana")
+    answer = await page.goto(f"{service.url}/cases/{body['case_id']}")
+    assert answer.status == 403
+    assert "not paged to you" in await page.content()
+    db = Database(db_url)
+    try:
+        async with db.engine.connect() as conn:
+            refused = (
+                await conn.execute(
+                    text(
+                        "SELECT COUNT(*) FROM audit_event WHERE action = 'case_view_refused' AND case_id = :c"
+                    ),
+                    {"c": body["case_id"]},
+                )
+            ).scalar()
+    finally:
+        await db.close()
+    assert refused == 1
+    await page.close()
+
+
+async def test_the_manager_dashboard_matches_the_database(
+    service: Service, chromium: object, db_url: str
+) -> None:
+    for name in ("imminent-live-fr.json", "medium-comment-us.json", "high-post-in.json"):
+        status, _ = await service.post_alert(sample(name, alert_id=new_alert_id()))
+        assert status == 202
+    db = Database(db_url)
+    try:
+        async with db.engine.connect() as conn:
+            total = (await conn.execute(text('SELECT COUNT(*) FROM "case"'))).scalar()
+            still_open = (
+                await conn.execute(text("SELECT COUNT(*) FROM \"case\" WHERE status <> 'resolved'"))
+            ).scalar()
+    finally:
+        await db.close()
+    page = await chromium.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    await page.goto(f"{service.url}/login")
+    await log_in(page, service.url, "maya")
+    await page.wait_for_selector("#summary")
+    assert await page.text_content("#m-cases") == str(total)
+    assert await page.text_content("#m-open") == str(still_open)
+    assert await page.locator("#open-cases tr").count() == still_open + 1  # with its header row
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    async with page.expect_download() as download:
+        await page.click("#csv")
+    saved = await (await download.value).path()
+    exported = await asyncio.to_thread(Path(saved).read_text)
+    assert len(exported.strip().splitlines()) == total + 1
+    await page.close()
+
+
+async def test_an_admin_creates_an_account_in_the_browser(service: Service, chromium: object) -> None:
+    page = await chromium.new_page()  # type: ignore[attr-defined]
+    await page.goto(f"{service.url}/login")
+    await log_in(page, service.url, "root")
+    await page.wait_for_selector("#users")
+    await page.fill("#username", "bruno")
+    await page.fill("#password", "short")
+    await page.select_option("#roles", ["negotiator"])
+    await page.click("text=Create user")
+    await page.wait_for_selector("#error-password")
+    await page.fill("#password", PASSWORD)
+    await page.select_option("#roles", ["negotiator"])
+    await page.select_option("#person", "bruno")
+    await page.click("text=Create user")
+    await page.wait_for_selector("text=User bruno created.")
+    assert "bruno" in await page.text_content("#users")
+    await page.close()
