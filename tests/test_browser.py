@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from responder.simulator import PhoneSimulator
 from responder.store.db import Database
-from tests.harness import ROOT, Service, new_alert_id, sample, start_service, stop_service
+from tests.harness import API_TOKEN, ROOT, Service, new_alert_id, sample, start_service, stop_service
 from tests.web import PASSWORD, create_users
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -184,4 +184,34 @@ async def test_an_admin_creates_an_account_in_the_browser(service: Service, chro
     await page.click("text=Create user")
     await page.wait_for_selector("text=User bruno created.")
     assert "bruno" in await page.text_content("#users")
+    await page.close()
+
+
+async def test_an_admin_puts_someone_on_call_from_the_browser(service: Service, chromium: object) -> None:
+    page = await chromium.new_page()  # type: ignore[attr-defined]
+    await page.goto(f"{service.url}/login")
+    await log_in(page, service.url, "root")
+    await page.click("text=Schedules and overrides")
+    await page.wait_for_selector("#schedule-negotiators-paris")
+    await page.select_option("#schedule", "negotiators-paris")
+    await page.select_option("#person", "bruno")
+    await page.fill("#start", "2030-01-01T08:00")
+    await page.fill("#end", "2029-12-31T08:00")
+    await page.click("text=Add override")
+    await page.wait_for_selector("#error-end")  # the end before the start: said next to the field
+    await page.fill("#end", "2030-01-02T08:00")
+    await page.fill("#reason", "Ana on leave")
+    await page.click("text=Add override")
+    await page.wait_for_selector("text=Override added to negotiators-paris.")
+    async with service.http.get(
+        f"{service.url}/v1/oncall",
+        params={"role": "negotiator", "region": "FR-75", "at": "2030-01-01T12:00:00Z"},
+        headers={"Authorization": f"Bearer {API_TOKEN}"},
+    ) as answer:
+        assert (await answer.json())["on_call"][0]["person"] == "bruno"
+    async with service.http.get(
+        f"{service.url}/v1/schedules/negotiators-paris", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    ) as answer:
+        timeline = (await answer.json())["timeline"]
+    assert [(e["type"], e["actor"]) for e in timeline] == [("override_added", "user:root")]
     await page.close()

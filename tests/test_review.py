@@ -271,6 +271,11 @@ async def test_the_dashboard_shows_the_same_figures(db_url: str, service: Servic
             {"start": datetime(2026, 10, 1), "end": datetime(2026, 11, 1)},
         )
         assert len(csv_text.strip().splitlines()) == hand_month["cases"] + 1
+        status, filtered = await maya.get("/dashboard?outcome=false_positive")
+        closed = re.search(r'<table id="closed-cases">.*?</table>', filtered, re.S)
+        assert status == 200 and closed
+        assert closed.group(0).count("<a href=") == min(100, hand["outcomes"]["false_positive"])
+        assert "located safe" not in closed.group(0)
         status, report = await maya.get("/reports/monthly?month=2026-10")
         assert status == 200 and re.search(rf'id="m-cases">{hand_month["cases"]}<', report)
     finally:

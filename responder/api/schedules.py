@@ -168,7 +168,7 @@ async def add_override(request: web.Request) -> web.Response:
                 for e in exc.errors()
             ]
         ) from exc
-    problems = _override_problems(request, schedule, override)
+    problems = override_problems(request, schedule, override)
     if problems:
         raise ValidationFailed(problems)
     actor = f"{actor}:{by}" if by else actor
@@ -177,7 +177,7 @@ async def add_override(request: web.Request) -> web.Response:
     return web.json_response({"id": row.id, "schedule": schedule.id}, status=201)
 
 
-def _override_problems(request: web.Request, schedule: Schedule, override: Override) -> list[dict[str, str]]:
+def override_problems(request: web.Request, schedule: Schedule, override: Override) -> list[dict[str, str]]:
     problems = []
     if override.layer not in schedule.layer_names():
         problems.append({"field": "layer", "message": f"one of {', '.join(schedule.layer_names())}"})

@@ -22,6 +22,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import escape
 from multidict import MultiDictProxy
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -40,6 +41,7 @@ from responder.accounts.service import (
 from responder.api.cases import _load, case_json
 from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS
 from responder.api.openapi import openapi_document
+from responder.api.schedules import override_problems, refresh_overrides
 from responder.engine.acceptance import (
     OUTCOMES,
     REASON_REQUIRED,
@@ -50,6 +52,8 @@ from responder.engine.acceptance import (
     resolve,
 )
 from responder.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from responder.oncall import store
+from responder.oncall.schedule import Override, spans
 from responder.review.metrics import LIVES_SAVED, Filters, Review, review
 from responder.store.models import Case, CaseEvent, CaseTask, Integration, Page, User
 
@@ -549,6 +553,35 @@ async def _open_cases(request: web.Request) -> list[dict[str, Any]]:
     return found
 
 
+async def _closed_cases(request: web.Request, filters: Filters) -> list[dict[str, Any]]:
+    """The latest 100 resolved cases matching the filters (the CSV has them all)."""
+    async with request.app[DB].sessions() as session:
+        rows = (
+            (
+                await session.execute(
+                    select(Case)
+                    .where(*filters.where(), col(Case.status) == "resolved")
+                    .order_by(col(Case.resolved_at).desc())
+                    .limit(100)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return [
+        {
+            "id": c.id,
+            "ref": c.ref,
+            "outcome": (c.outcome or "").replace("_", " "),
+            "region": c.region,
+            "accepted_by": c.accepted_by or "-",
+            "received": c.received_at.strftime("%Y-%m-%d %H:%M"),
+            "to_accept": _duration((c.accepted_at - c.received_at).total_seconds()) if c.accepted_at else "-",
+        }
+        for c in rows
+    ]
+
+
 @routes.get("/dashboard")
 async def dashboard(request: web.Request) -> web.Response:
     principal = await login_required(request, *REVIEWERS, "team_lead")
@@ -556,7 +589,9 @@ async def dashboard(request: web.Request) -> web.Response:
     result = await review(request.app[DB], filters)
     now = request.app[CLOCK].now()
     # Auditors see aggregates only: open cases name people (refs, regions) and are for those who act.
-    open_cases = await _open_cases(request) if principal.has("manager", "team_lead") else None
+    managing = principal.has("manager", "team_lead")
+    open_cases = await _open_cases(request) if managing else None
+    closed_cases = await _closed_cases(request, filters) if managing else None
     return render(
         "dashboard.html",
         422 if errors else 200,
@@ -571,6 +606,7 @@ async def dashboard(request: web.Request) -> web.Response:
         lives_saved=LIVES_SAVED,
         chart=_chart(result),
         open_cases=open_cases,
+        closed_cases=closed_cases,
         this_month=now.strftime("%Y-%m"),
         dur=_duration,
         pct=_pct,
@@ -600,6 +636,7 @@ async def monthly_report(request: web.Request) -> web.Response:
         lives_saved=LIVES_SAVED,
         chart=_chart(result),
         open_cases=None,
+        closed_cases=None,
         this_month=month,
         dur=_duration,
         pct=_pct,
@@ -728,6 +765,81 @@ async def add_user(request: web.Request) -> web.Response:
         request.app[DB], principal.name, "user_created", now, username=username, roles=roles, person=person
     )
     return await _render_users(request, principal, message=f"User {username} created.")
+
+
+@routes.get("/admin/schedules")
+async def schedules_page(request: web.Request) -> web.Response:
+    principal = await login_required(request, "admin")
+    return _render_schedules(request, principal)
+
+
+def _render_schedules(
+    request: web.Request,
+    principal: Principal,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    message: str = "",
+) -> web.Response:
+    roster, now = request.app[ROSTER], request.app[CLOCK].now()
+    turns = {s.id: spans(s, now, now + timedelta(days=7), roster.people) for s in roster.schedules}
+    return render(
+        "schedules.html",
+        status,
+        principal=principal,
+        schedules=roster.schedules,
+        turns=turns,
+        people=roster.people,
+        errors=errors or {},
+        form=form or {},
+        message=message,
+    )
+
+
+@routes.post("/admin/schedules/overrides")
+async def add_schedule_override(request: web.Request) -> web.Response:
+    """The API's override, from a form: the same checks, the same audit on the schedule's timeline."""
+    principal = await login_required(request, "admin")
+    form = await checked_form(request, principal)
+    values = {
+        k: str(form.get(k, "")).strip() for k in ("schedule", "layer", "person", "start", "end", "reason")
+    }
+    schedule = request.app[ROSTER].schedule(values["schedule"])
+    errors: dict[str, str] = {}
+    times: dict[str, datetime] = {}
+    for key in ("start", "end"):
+        try:
+            times[key] = datetime.fromisoformat(values[key]).replace(tzinfo=UTC)
+        except ValueError:
+            errors[key] = "Use the date and time picker (UTC)."
+    if schedule is None:
+        errors["schedule"] = "Unknown schedule."
+    if not errors and schedule is not None:
+        try:
+            override = Override(
+                layer=values["layer"] or "primary",
+                person=values["person"],
+                start=times["start"],
+                end=times["end"],
+                reason=values["reason"],
+            )
+        except ValidationError as exc:
+            errors = {
+                "end" if not e["loc"] else str(e["loc"][0]): _sentence(
+                    str(e["msg"]).removeprefix("Value error, ")
+                )
+                for e in exc.errors()
+            }
+        else:
+            problems = override_problems(request, schedule, override)
+            errors = {p["field"]: _sentence(p["message"]) for p in problems}
+            if not errors:
+                await store.add_override(
+                    request.app[DB], schedule.id, override, principal.name, request.app[CLOCK].now()
+                )
+                await refresh_overrides(request.app)
+                return _render_schedules(request, principal, message=f"Override added to {schedule.id}.")
+    return _render_schedules(request, principal, 422, errors, values)
 
 
 @routes.get("/docs")
