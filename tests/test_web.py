@@ -194,6 +194,9 @@ async def test_roles_decide_the_pages(service: Service) -> None:
         ("ana", "/admin/users", False),
         ("maya", "/admin/users", False),
         ("root", "/admin/users", True),
+        ("audrey", "/audit", True),
+        ("maya", "/audit", False),
+        ("ana", "/audit", False),
     ):
         person = Browser(service.url)
         try:

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlmodel import col
 
-from responder.accounts.audit import audit
+from responder.accounts.audit import audit, audit_trail
 from responder.accounts.service import (
     ROLES,
     SEES_ALL_CASES,
@@ -210,6 +210,8 @@ async def home(request: web.Request) -> web.Response:
     principal = await login_required(request)
     if principal.has(*REVIEWERS):
         raise web.HTTPSeeOther("/dashboard")
+    if principal.has("auditor"):
+        raise web.HTTPSeeOther("/audit")
     if principal.has("admin") and not principal.has("negotiator", "investigator", "team_lead"):
         raise web.HTTPSeeOther("/admin/users")
     raise web.HTTPSeeOther("/cases")
@@ -840,6 +842,12 @@ async def add_schedule_override(request: web.Request) -> web.Response:
                 await refresh_overrides(request.app)
                 return _render_schedules(request, principal, message=f"Override added to {schedule.id}.")
     return _render_schedules(request, principal, 422, errors, values)
+
+
+@routes.get("/audit")
+async def audit_page(request: web.Request) -> web.Response:
+    principal = await login_required(request, "auditor", "admin")
+    return render("audit.html", principal=principal, events=await audit_trail(request.app[DB]))
 
 
 @routes.get("/docs")
