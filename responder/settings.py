@@ -105,6 +105,21 @@ class IntegrationConfig(BaseModel):
         return value
 
 
+def check_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from exc
+    return value
+
+
+def check_regions(value: tuple[str, ...]) -> tuple[str, ...]:
+    for region in value:
+        if not _REGION.match(region):
+            raise ValueError(f"{region!r} is not an ISO 3166-2 code (FR-75), a country (FR) or '*'")
+    return value
+
+
 def _e164(value: str) -> str:
     try:
         parsed = phonenumbers.parse(value, None)
@@ -146,11 +161,7 @@ class PersonConfig(BaseModel):
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from exc
-        return value
+        return check_time_zone(value)
 
     @field_validator("channels")
     @classmethod
@@ -169,10 +180,7 @@ class PersonConfig(BaseModel):
     @field_validator("regions")
     @classmethod
     def _regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for region in value:
-            if not _REGION.match(region):
-                raise ValueError(f"{region!r} is not an ISO 3166-2 code (FR-75), a country (FR) or '*'")
-        return value
+        return check_regions(value)
 
     @property
     def numbers(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AwareDatetime,
@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from responder.durations import parse_duration_s
-from responder.settings import DEFAULT_REGION, REGION_PATTERN, PersonConfig, Role
+from responder.settings import DEFAULT_REGION, PersonConfig, Role, check_regions, check_time_zone
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -219,19 +219,12 @@ class Schedule(_Strict):
     @field_validator("regions")
     @classmethod
     def _regions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for region in value:
-            if not REGION_PATTERN.match(region):
-                raise ValueError(f"{region!r} is not an ISO 3166-2 code (FR-75), a country (FR) or '*'")
-        return value
+        return check_regions(value)
 
     @field_validator("time_zone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from exc
-        return value
+        return check_time_zone(value)
 
     @model_validator(mode="after")
     def _override_layers(self) -> Schedule:
