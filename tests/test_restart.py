@@ -92,6 +92,12 @@ async def test_kill_9_while_pages_are_in_flight_every_page_is_sent_once_or_again
         for _ in range(4):
             await ines.expect_sms(contains="ACK")
             await ana.expect_sms(contains="ACK")
+        # Ines's delivery callbacks must have landed (on a busy machine they trail the SMS a little).
+        for _ in range(40):
+            unconfirmed = await pages_with_status(db_url, "claimed", "pending")
+            if {p.person_id for p in unconfirmed} == {"ana"}:
+                break
+            await asyncio.sleep(0.05)
         await service.kill9()  # within the 3 s the service would wait for Ana's answers
         # Unconfirmed: claimed and awaiting Twilio's answer (or, on a slow machine, timed out and
         # waiting for a retry); either way sent again after the restart.
