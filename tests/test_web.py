@@ -287,3 +287,20 @@ async def test_the_api_is_documented_on_a_rendered_page(service: Service, browse
     assert status == 200
     for path in ("/v1/alerts", "/v1/cases/{case_id}", "/v1/metrics", "/v1/review/cases", "/v1/oncall"):
         assert f"{path}</code>" in page, path
+
+
+async def test_links_and_text_from_an_alert_cannot_run_script(service: Service, browser: Browser) -> None:
+    alert = sample("imminent-live-fr.json", alert_id=new_alert_id())
+    alert["content"] = {
+        **alert["content"],
+        "url": "javascript:alert(1)",
+        "excerpt": "<script>alert(2)</script>",
+    }
+    alert["subject"] = {**alert["subject"], "profile_url": "JavaScript:alert(3)"}
+    status, body = await service.post_alert(alert)
+    assert status == 202
+    await browser.login("maya")
+    status, page = await browser.get(f"/cases/{body['case_id']}")
+    assert status == 200
+    assert 'href="javascript' not in page.lower()
+    assert "<script>alert(2)" not in page and "&lt;script&gt;alert(2)" in page

@@ -74,6 +74,14 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
+def web_link(url: object) -> str | None:
+    """A URL from an alert, only if it is http(s): a `javascript:` link must never reach an href."""
+    return url if isinstance(url, str) and url.lower().startswith(("https://", "http://")) else None
+
+
+_TEMPLATES.globals["web_link"] = web_link
+
+
 def render(name: str, status: int = 200, **context: Any) -> web.Response:
     body = _TEMPLATES.get_template(name).render(**context)
     response = web.Response(text=body, content_type="text/html", status=status)
