@@ -10,12 +10,14 @@ import asyncio
 import json
 import socket
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from responder.accounts.service import create_user
 from responder.app import build_app
 from responder.logging import configure_logging
 from responder.settings import Settings, load_settings
@@ -27,6 +29,9 @@ from responder.tools import signed_headers
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / "var" / "demo"
 TIME_SCALE = 0.05
+# Accounts for the web pages, made afresh with the demo's throwaway database (local use only).
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - a throwaway local demo account, printed on screen
+DEMO_USERS = (("ana", ["negotiator"], "ana"), ("maya", ["manager"], None))
 SERVICE_NUMBER = "+15005550006"
 ACCOUNT_SID = "AC" + "d3" * 16
 SECRETS = {
@@ -99,9 +104,11 @@ async def run_demo(scripted: bool, alert_path: str | None) -> int:
     settings = load_settings({**env, "RESPONDER_TWILIO_API_BASE": sim.url})
     db = Database(settings.env.database_url)
     await upgrade(db)
-    await db.close()
     runner = web.AppRunner(build_app(settings), access_log=None)
-    await runner.setup()
+    await runner.setup()  # writes the roster's people, which the demo accounts point to
+    for username, roles, person in DEMO_USERS:
+        await create_user(db, username, DEMO_PASSWORD, roles, person, datetime.now(UTC))
+    await db.close()
     await web.SockSite(runner, service_sock).start()
     try:
         return await _play(settings, sim, public_url, _sample_path(alert_path), scripted)
@@ -116,7 +123,11 @@ async def _play(settings: Settings, sim: PhoneSimulator, url: str, sample: Path,
     body = json.dumps(alert)
     secret = settings.webhook_secrets[settings.config.integrations[0].name]
     print(f"responder demo: service {url}  |  phone simulator {sim.url}/  (open it to play the phones)")
-    print(f"time runs {round(1 / TIME_SCALE)}x faster than production; [..] shows the production time\n")
+    print(f"time runs {round(1 / TIME_SCALE)}x faster than production; [..] shows the production time")
+    print(
+        f"web pages: {url}/  (log in as ana, the negotiator, or maya, the manager;"
+        f" password {DEMO_PASSWORD})\n"
+    )
     async with aiohttp.ClientSession(headers={"Authorization": "Bearer demo-token"}) as http:
         async with http.post(f"{url}/v1/alerts", data=body, headers=signed_headers(secret, body)) as response:
             answer = await response.json()
