@@ -44,6 +44,26 @@ STEP_LATENESS = Histogram(
     buckets=_FAST,
     registry=REGISTRY,
 )
+CHANNEL_FAILOVERS = Counter(
+    "responder_channel_failovers",
+    "A failed page retried at once on the person's next channel, by the channel taken",
+    ["channel"],
+    registry=REGISTRY,
+)
+CONTACT_FLAGS = Counter(
+    "responder_contact_flags",
+    "Channels flagged unusable (STOP, refused or invalid numbers), by channel",
+    ["channel"],
+    registry=REGISTRY,
+)
+THROTTLED = Counter(
+    "responder_pages_throttled", "Pages failed over because of the per-phone flood limit", registry=REGISTRY
+)
+RECONCILED = Counter(
+    "responder_pages_reconciled",
+    "Pages whose status was fetched from Twilio (a callback never came)",
+    registry=REGISTRY,
+)
 OPEN_CASES = Gauge("responder_open_cases", "Cases not yet accepted", registry=REGISTRY)
 
 

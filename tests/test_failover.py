@@ -44,9 +44,16 @@ def gap_s(later: datetime, earlier: datetime) -> float:
     return (later - earlier).total_seconds()
 
 
+async def metric(service: Service, name: str) -> float:
+    async with service.http.get(f"{service.url}/metrics") as answer:
+        text = await answer.text()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
 async def test_an_undelivered_sms_calls_the_same_person_at_once(
     service: Service, sim: PhoneSimulator
 ) -> None:
+    failovers = await metric(service, 'responder_channel_failovers_total{channel="voice"}')
     ana = service.phone_of("ana")
     ana.behaviour = Behaviour(sms="undelivered", sms_error_code=30003)
     case_id = await alert(service)
@@ -62,6 +69,7 @@ async def test_an_undelivered_sms_calls_the_same_person_at_once(
         "reason": "sms undelivered",
     }
     assert events(case, "contact_flagged") == []  # 30003: the handset was off, the number is fine
+    assert await metric(service, 'responder_channel_failovers_total{channel="voice"}') == failovers + 1
 
 
 async def test_a_number_that_is_not_a_mobile_is_flagged_and_called_and_the_manager_told(

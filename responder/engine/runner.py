@@ -19,7 +19,7 @@ from responder.engine.reactions import react
 from responder.engine.scheduler import Waker
 from responder.engine.work import apply_work
 from responder.logging import get_logger
-from responder.metrics import STEP_LATENESS
+from responder.metrics import CHANNEL_FAILOVERS, CONTACT_FLAGS, STEP_LATENESS
 from responder.oncall.roster import Roster
 from responder.paging.contacts import ALL, STOP_REASON, clear_flag, load_flags, meaning_of, set_flag
 from responder.paging.messages import PageFacts, language_of, sms_line
@@ -284,6 +284,7 @@ class Engine:
                     session, self.db.is_sqlite, person.id, channel, meaning.reason, error_code, "twilio", now
                 )
                 if flagged:
+                    CONTACT_FLAGS.labels(channel).inc()
                     await self.tell_managers(session, case, person, meaning.reason, now)
                     self.roster.set_flags(await load_flags(session))
             if page.purpose != "page" or case.status != OPEN:
@@ -305,6 +306,7 @@ class Engine:
                 detail = {"page": page_id, "person": person.id, "from": page.channel, "to": alternative}
                 add_event(session, case.id, "channel_failover", "engine", now, {**detail, "reason": reason})
         if alternative is not None:
+            CHANNEL_FAILOVERS.labels(alternative).inc()
             log.info("channel_failover", case_id=case_id, page_id=page_id, to=alternative, reason=reason)
             if self.outbox is not None:
                 self.outbox.kick()
@@ -330,6 +332,7 @@ class Engine:
             self.roster.set_flags(await load_flags(session))
             if not new:
                 return
+            CONTACT_FLAGS.labels("sms").inc()
             latest = (
                 await session.execute(
                     select(Case)

@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from responder.clock import Clock
 from responder.logging import get_logger
-from responder.metrics import PAGE_FAILURES, PAGES_SENT, SEND_RETRIES
+from responder.metrics import PAGE_FAILURES, PAGES_SENT, RECONCILED, SEND_RETRIES, THROTTLED
 from responder.oncall.roster import Roster
 from responder.paging.inbound import record_status
 from responder.paging.links import LinkSigner
@@ -167,6 +167,7 @@ class Outbox:
             except SendFailed as exc:
                 log.warning("reconcile_fetch_failed", page_id=row.id, error=exc.reason)
                 continue
+            RECONCILED.inc()
             log.info("page_reconciled", case_id=row.case_id, page_id=row.id, status=fetched.status)
             news = await record_status(
                 self.db, row.id, fetched.status, str(fetched.error_code or ""), fetched.answered_by, None, now
@@ -234,6 +235,7 @@ class Outbox:
                         "person no longer in the roster", status=None, code=None, retryable=False
                     )
                 if not self.throttle.allow(person.id, self.clock.now()):
+                    THROTTLED.inc()
                     raise SendFailed(self.throttle.describe(), status=None, code=None, retryable=False)
                 if claimed.channel not in self.roster.usable_channels(person):
                     # Flagged since the row was written (STOP, a refused number): do not send.
