@@ -1,4 +1,5 @@
-"""The `responder` command: serve, check, db upgrade, simulate-alert, simulator, demo."""
+"""The `responder` command: serve, check, db, demo, simulator, simulate-alert, playbook explain,
+oncall (who, gaps, feeds), users add, tokens create."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ from collections.abc import Sequence
 from responder.errors import ConfigError
 from responder.logging import configure_logging
 from responder.settings import ROLES
+
+
+def _days(value: str) -> float:
+    days = float(value)
+    if not 0 < days <= 366:
+        raise argparse.ArgumentTypeError("give a number of days above 0 and at most 366")
+    return days
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     who.add_argument("--language", default=None, help="the alert's language, for schedules that prefer it")
     gaps = oncall_sub.add_parser("gaps", help="every hour where a role in a region has nobody; exit 1 if any")
-    gaps.add_argument("--days", type=float, default=14.0)
+    gaps.add_argument("--days", type=_days, default=14.0, help="how far ahead (0 < days <= 366)")
     gaps.add_argument("--from", dest="start", default=None, help="ISO 8601 start (default: now)")
     for command in (who, gaps):
         command.add_argument("--json", action="store_true", help="machine-readable output")
@@ -80,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except ConfigError as exc:
-        print("responder: configuration error:", file=sys.stderr)
+        print(f"responder: {exc.heading}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2

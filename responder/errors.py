@@ -74,6 +74,7 @@ class NotReady(ResponderError):
 class ConfigError(Exception):
     """Configuration or playbook that cannot be used; the message names file, line and field."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], heading: str = "configuration error") -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.heading = heading  # how `responder` introduces the problems on stderr

@@ -8,6 +8,7 @@ import signal
 from aiohttp import web
 
 from responder.app import build_app
+from responder.errors import ConfigError
 from responder.logging import get_logger
 from responder.settings import Settings
 
@@ -19,7 +20,13 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     runner = web.AppRunner(build_app(settings), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            why = f"cannot listen on {host}:{port}: {exc.strerror}"
+            raise ConfigError(
+                [f"--port: {why} (another service on it? pick another with --port)"], "cannot start"
+            ) from exc
         log.info("service_listening", host=host, port=port, public_url=settings.env.public_url)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -88,7 +88,9 @@ async def test_one_time_link_accepts_once(service: Service) -> None:
         assert shown.status == 200 and "<form" in await shown.text()
     assert (await service.case(case_id))["status"] == "open"  # a link preview (GET) accepts nothing
     async with service.http.post(link.group(0)) as used:
-        assert used.status == 200 and f"Le dossier {ref} est à vous" in await used.text()  # Ana reads French
+        page = await used.text()
+        assert used.status == 200 and f"Le dossier {ref} est à vous" in page  # Ana reads French
+        assert f'href="/cases/{case_id}"' in page  # on to the case page
     async with service.http.post(link.group(0)) as again:  # used up: it says so, and changes nothing
         assert again.status == 200 and "vous l&#x27;avez accepté" in await again.text()
     tampered = link.group(0)[:-3] + ("xyz" if not link.group(0).endswith("xyz") else "abc")

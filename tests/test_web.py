@@ -304,3 +304,18 @@ async def test_links_and_text_from_an_alert_cannot_run_script(service: Service, 
     assert status == 200
     assert 'href="javascript' not in page.lower()
     assert "<script>alert(2)" not in page and "&lt;script&gt;alert(2)" in page
+
+
+async def test_web_pages_answer_errors_in_html_and_api_paths_in_json(
+    service: Service, browser: Browser
+) -> None:
+    await browser.login("maya")
+    async with browser.http.get(f"{service.url}/cases/nope") as answer:  # curl-like: Accept */*
+        assert answer.status == 404 and answer.content_type == "text/html"
+        assert "case not found" in await answer.text()
+    async with browser.http.get(f"{service.url}/reports/monthly?month=bogus") as answer:
+        assert answer.status == 422 and "month: a month as YYYY-MM" in await answer.text()
+    async with browser.http.get(
+        f"{service.url}/v1/cases/nope", headers={"Authorization": "Bearer x"}
+    ) as answer:
+        assert answer.status == 401 and answer.content_type == "application/json"

@@ -18,7 +18,11 @@ def add_user(
     settings: Settings, username: str, roles: list[str], person: str | None, password_stdin: bool
 ) -> int:
     if person is not None and settings.person(person) is None:
-        raise ConfigError([f"--person: {person!r} is not in {settings.env.config_path}"])
+        raise ConfigError([f"--person: {person!r} is not in {settings.env.config_path}"], "refused")
+    if not password_stdin and not sys.stdin.isatty():
+        raise ConfigError(
+            ["no terminal to ask for the password: pipe it in with --password-stdin"], "refused"
+        )
     password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass("Password: ")
     return asyncio.run(_add_user(settings, username, password, roles, person))
 
@@ -31,7 +35,7 @@ async def _add_user(
         await create_user(db, username, password, roles, person, now)
         await audit(db, "cli", "user_created", now, username=username, roles=roles, person=person)
     except ResponderError as exc:
-        raise ConfigError([f"{e['field']}: {e['message']}" for e in _problems(exc)]) from exc
+        raise ConfigError([f"{e['field']}: {e['message']}" for e in _problems(exc)], "refused") from exc
     finally:
         await db.close()
     print(f"user {username} created with roles {', '.join(roles)}")
@@ -48,7 +52,7 @@ async def _create_token(settings: Settings, name: str, role: str) -> int:
         token = await create_token(db, name, role, now)
         await audit(db, "cli", "api_token_created", now, name=name, role=role)
     except ResponderError as exc:
-        raise ConfigError([f"{e['field']}: {e['message']}" for e in _problems(exc)]) from exc
+        raise ConfigError([f"{e['field']}: {e['message']}" for e in _problems(exc)], "refused") from exc
     finally:
         await db.close()
     print(token)  # shown once; only its hash is stored

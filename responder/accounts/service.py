@@ -47,7 +47,8 @@ async def create_user(
         problems.append({"field": "password", "message": why})
     unknown = [r for r in roles if r not in ROLES]
     if not roles or unknown:
-        problems.append({"field": "roles", "message": f"one or more of {', '.join(ROLES)}"})
+        named = f"unknown {', '.join(repr(r) for r in unknown)}: " if unknown else ""
+        problems.append({"field": "roles", "message": f"{named}one or more of {', '.join(ROLES)}"})
     if problems:
         raise ValidationFailed(problems)
     user = User(

@@ -36,6 +36,7 @@ _TEXT = {
         "yours_since": "Case {ref} is yours: you accepted it at {at} UTC.",
         "taken": "Case {ref} was already accepted by {holder}. No action needed.",
         "closed": "Case {ref} is closed. No action needed.",
+        "open": "Open the case page",
     },
     "fr": {
         "title": "Dossier {ref}",
@@ -46,8 +47,14 @@ _TEXT = {
         "yours_since": "Le dossier {ref} est à vous : vous l'avez accepté à {at} UTC.",
         "taken": "Le dossier {ref} a déjà été accepté par {holder}. Rien à faire.",
         "closed": "Le dossier {ref} est clos. Rien à faire.",
+        "open": "Ouvrir la page du dossier",
     },
 }
+
+
+def _case_link(lang: str, case_id: str) -> str:
+    label = html.escape(_TEXT[lang]["open"])
+    return f'<p><a href="/cases/{html.escape(case_id)}"><button type="button">{label}</button></a></p>'
 
 
 def _html(lang: str, ref: str, key: str, status: int = 200, form: str = "", **values: str) -> web.Response:
@@ -74,7 +81,13 @@ async def _checked(request: web.Request) -> tuple[Page, Case, str]:
 def _after_use(request: web.Request, page: Page, case: Case, lang: str) -> web.Response:
     """A used link opened again: say who has the case rather than just 'gone'."""
     if case.accepted_by == page.person_id and case.accepted_at is not None:
-        return _html(lang, case.ref, "yours_since", at=case.accepted_at.strftime("%H:%M"))
+        return _html(
+            lang,
+            case.ref,
+            "yours_since",
+            form=_case_link(lang, case.id),
+            at=case.accepted_at.strftime("%H:%M"),
+        )
     if case.status == "acknowledged" and case.accepted_by:
         holder = request.app[ROSTER].person(case.accepted_by)
         return _html(lang, case.ref, "taken", status=409, holder=holder.name if holder else case.accepted_by)
@@ -106,7 +119,7 @@ async def use_link(request: web.Request) -> web.Response:
     result = await accept(request.app[DB], request.app[ROSTER], case.id, page.person_id, "link", now)
     request.app[ENGINE].kick()
     if result.won:
-        return _html(lang, case.ref, "yours")
+        return _html(lang, case.ref, "yours", form=_case_link(lang, case.id))
     if result.status == "acknowledged":
         return _html(lang, case.ref, "taken", status=409, holder=result.holder_name)
     return _html(lang, case.ref, "closed", status=409)

@@ -58,18 +58,32 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     return response
 
 
+# Machine endpoints answer errors in JSON unless asked for HTML; the web pages answer in HTML unless
+# asked for JSON.
+_MACHINE_PATHS = ("/v1/", "/twilio/", "/ical/", "/metrics", "/healthz", "/readyz")
+
+
 def _wants_html(request: web.Request) -> bool:
-    """A browser (a phone opening a page link) asks for HTML first; API clients do not."""
     accept = request.headers.get("Accept", "")
-    return "text/html" in accept and "application/json" not in accept.split(",")[0]
+    if "application/json" in accept.split(",")[0]:
+        return False
+    return "text/html" in accept or not request.path.startswith(_MACHINE_PATHS)
 
 
 def _html_error(exc: ResponderError, request_id: str) -> web.Response:
-    text = html.escape(exc.detail if isinstance(exc.detail, str) else exc.code.replace("_", " "))
+    if isinstance(exc.detail, list):
+        text = "<br>".join(
+            html.escape(f"{item.get('field', '')}: {item.get('message', '')}")
+            for item in exc.detail
+            if isinstance(item, dict)
+        )
+    else:
+        text = html.escape(exc.detail if isinstance(exc.detail, str) else exc.code.replace("_", " "))
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1"><title>responder</title></head>'
         f'<body style="font-family:system-ui,sans-serif;margin:2rem auto;max-width:28rem;padding:0 1rem">'
-        f"<h1>{exc.status}</h1><p>{text}</p><p><small>request {request_id}</small></p></body></html>"
+        f'<h1>{exc.status}</h1><p>{text}</p><p><a href="/">Back to responder</a></p>'
+        f"<p><small>request {request_id}</small></p></body></html>"
     )
     return web.Response(text=body, content_type="text/html", status=exc.status)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Sequence
 
 from responder.simulator.server import PhoneSimulator
@@ -13,7 +14,7 @@ from responder.simulator.server import PhoneSimulator
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line; every option has a demo-friendly default except the credentials."""
-    parser = argparse.ArgumentParser(prog="python -m responder.simulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="responder simulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--account-sid", required=True, help="the AC… sid the service authenticates with")
@@ -52,8 +53,15 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point, reusable by the project CLI."""
     args = parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(args))
+    except OSError as exc:
+        print(
+            f"simulator: cannot listen on {args.host}:{args.port}: {exc.strerror} (pick another with --port)",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

@@ -584,12 +584,17 @@ async def _closed_cases(request: web.Request, filters: Filters) -> list[dict[str
             "ref": c.ref,
             "outcome": (c.outcome or "").replace("_", " "),
             "region": c.region,
-            "accepted_by": c.accepted_by or "-",
+            "accepted_by": _name(request, c.accepted_by),
             "received": c.received_at.strftime("%Y-%m-%d %H:%M"),
             "to_accept": _duration((c.accepted_at - c.received_at).total_seconds()) if c.accepted_at else "-",
         }
         for c in rows
     ]
+
+
+def _name(request: web.Request, person_id: str | None) -> str:
+    person = request.app[ROSTER].person(person_id) if person_id else None
+    return person.name if person else (person_id or "-")
 
 
 @routes.get("/dashboard")
