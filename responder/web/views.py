@@ -451,7 +451,10 @@ async def case_events(request: web.Request) -> web.StreamResponse:
                 "actor": event.actor,
                 "status": status,
             }
-            await response.write(f"id: {event.id}\ndata: {json.dumps(payload)}\n\n".encode())
+            try:
+                await response.write(f"id: {event.id}\ndata: {json.dumps(payload)}\n\n".encode())
+            except ConnectionError:
+                return response  # the page was closed: nothing to clean up
         await asyncio.sleep(0.5)
     return response
 
