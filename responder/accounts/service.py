@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections import deque
 from dataclasses import dataclass
@@ -96,14 +97,17 @@ async def authenticate(db: Database, username: str, password: str) -> User | Non
             await session.execute(select(User).where(col(User.username) == username))
         ).scalar_one_or_none()
     if user is None:
-        verify_password(password, _DUMMY_HASH)  # the same time for unknown users
+        verify_password(password, _dummy_hash())  # the same time for unknown users
         return None
     if not user.active or not verify_password(password, user.password_hash):
         return None
     return user
 
 
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check unknown usernames against (made once, on the first unknown login)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 async def open_session(db: Database, user: User, now: datetime) -> tuple[str, str]:
