@@ -271,7 +271,7 @@ class Engine:
         none left does the chain move on to the next step."""
         now, meaning = self.clock.now(), meaning_of(error_code)
         alternative: str | None = None
-        flagged = False
+        flagged: str | None = None  # the channel flagged just now ("all": the number)
         async with self.db.transaction() as session:
             page = await session.get(Page, page_id)
             case = await session.get(Case, case_id, with_for_update=True)
@@ -280,31 +280,25 @@ class Engine:
                 return
             if meaning is not None and meaning.channel is not None:
                 channel = meaning.channel if meaning.channel == ALL else page.channel
-                flagged = await set_flag(
+                new = await set_flag(
                     session, self.db.is_sqlite, person.id, channel, meaning.reason, error_code, "twilio", now
                 )
-                if flagged:
+                if new:
+                    flagged = channel
                     CONTACT_FLAGS.labels(channel).inc()
                     await self.tell_managers(session, case, person, meaning.reason, now)
-                    self.roster.set_flags(await load_flags(session))
-            if page.purpose != "page" or case.status != OPEN:
-                return
-            tried = set(
-                (
-                    await session.execute(
-                        select(col(Page.channel)).where(
-                            col(Page.case_id) == case_id,
-                            col(Page.person_id) == person.id,
-                            col(Page.purpose) == "page",
-                        )
+            if page.purpose == "page" and case.status == OPEN and page.step is not None:
+                alternative = await self._untried_channel(session, case_id, person, flagged)
+                if alternative is not None:
+                    await insert_pages(session, [self._page_row(case.id, person.id, alternative, page, now)])
+                    detail = {"page": page_id, "person": person.id, "from": page.channel, "to": alternative}
+                    add_event(
+                        session, case.id, "channel_failover", "engine", now, {**detail, "reason": reason}
                     )
-                ).scalars()
-            )
-            alternative = next((c for c in self.roster.usable_channels(person) if c not in tried), None)
-            if alternative is not None and page.step is not None:
-                await insert_pages(session, [self._page_row(case.id, person.id, alternative, page, now)])
-                detail = {"page": page_id, "person": person.id, "from": page.channel, "to": alternative}
-                add_event(session, case.id, "channel_failover", "engine", now, {**detail, "reason": reason})
+        if flagged is not None:
+            await self.refresh_flags()  # after the commit: the roster never holds a flag the database lacks
+        if page.purpose != "page":
+            return
         if alternative is not None:
             CHANNEL_FAILOVERS.labels(alternative).inc()
             log.info("channel_failover", case_id=case_id, page_id=page_id, to=alternative, reason=reason)
@@ -313,6 +307,24 @@ class Engine:
             return
         await self.fail_over(case_id, page_id, reason)
 
+    async def _untried_channel(
+        self, session: AsyncSession, case_id: str, person: PersonConfig, flagged: str | None
+    ) -> str | None:
+        """The person's first usable channel not yet tried in this case (counting a flag set just now)."""
+        tried = set(
+            (
+                await session.execute(
+                    select(col(Page.channel)).where(
+                        col(Page.case_id) == case_id,
+                        col(Page.person_id) == person.id,
+                        col(Page.purpose) == "page",
+                    )
+                )
+            ).scalars()
+        )
+        usable = [c for c in self.roster.usable_channels(person) if flagged not in (c, ALL)]
+        return next((c for c in usable if c not in tried), None)
+
     async def opt_out(self, person_id: str, stop: bool) -> None:
         """STOP: SMS to this person is flagged (voice takes over) and the managers are told, on the
         timeline of the person's latest case when there is one. START: the flag goes."""
@@ -320,16 +332,17 @@ class Engine:
         person = self.roster.person(person_id)
         if person is None:
             return
+        if not stop:
+            async with self.db.transaction() as session:
+                cleared = await clear_flag(session, person_id, "sms")
+            await self.refresh_flags()
+            if cleared:
+                log.info("contact_opted_in", person_id=person_id)
+            return
         async with self.db.transaction() as session:
-            if not stop:
-                if await clear_flag(session, person_id, "sms"):
-                    log.info("contact_opted_in", person_id=person_id)
-                self.roster.set_flags(await load_flags(session))
-                return
             new = await set_flag(
                 session, self.db.is_sqlite, person_id, "sms", STOP_REASON, None, f"person:{person_id}", now
             )
-            self.roster.set_flags(await load_flags(session))
             if not new:
                 return
             CONTACT_FLAGS.labels("sms").inc()
@@ -344,6 +357,7 @@ class Engine:
             ).scalar_one_or_none()
             if latest is not None:
                 await self.tell_managers(session, latest, person, STOP_REASON, now)
+        await self.refresh_flags()
         log.warning("contact_opted_out", person_id=person_id, case_id=latest.id if latest else None)
         if latest is None and self.outbox is not None:
             # No case to hang the notice on: text the managers directly (best effort, logged).
