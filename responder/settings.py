@@ -24,7 +24,6 @@ ROLES = ("investigator", "negotiator", "team_lead", "manager", "admin")
 Role = Literal["investigator", "negotiator", "team_lead", "manager", "admin"]
 DEFAULT_REGION = "*"
 _REGION = re.compile(r"^(\*|[A-Z]{2}(-[A-Z0-9]{1,3})?)$")
-REGION_PATTERN = _REGION
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
