@@ -175,14 +175,16 @@ async def _schedules(app: web.Application) -> AsyncIterator[None]:
     change (a broken edit is logged and the schedules in force stay), overrides made by another
     replica are picked up on the same beat as the engine's safety sweep."""
     await refresh_overrides(app)
-    task = asyncio.create_task(_watch_schedules(app))
+    task = asyncio.create_task(_housekeeping(app))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
-async def _watch_schedules(app: web.Application) -> None:
+async def _housekeeping(app: web.Application) -> None:
+    """Once per sweep interval: reload changed schedule files, copy overrides and contact flags made by
+    other replicas, reconcile pages Twilio said nothing more about, and send hand-off SMS."""
     settings = app[SETTINGS]
     directory = settings.schedules_dir
     seen = signature(directory)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from typing import Any
 
 from aiohttp import web
@@ -12,9 +11,8 @@ from sqlmodel import col
 from responder.accounts.audit import audit
 from responder.api.auth import REVIEW_ROLES, require_api
 from responder.api.keys import CLOCK, DB
-from responder.engine.acceptance import OUTCOMES
 from responder.errors import ValidationFailed
-from responder.review.metrics import LIVES_SAVED, Filters, review
+from responder.review.metrics import LIVES_SAVED, Filters, parse_filters, review
 from responder.store.models import Case
 
 routes = web.RouteTableDef()
@@ -22,29 +20,10 @@ MAX_PAGE = 200
 
 
 def filters_of(query: Any) -> Filters:
-    problems: list[dict[str, str]] = []
-    bounds: dict[str, datetime | None] = {}
-    for key in ("from", "to"):
-        raw = query.get(key)
-        bounds[key] = None
-        if raw:
-            try:
-                bounds[key] = datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
-            except ValueError:
-                problems.append({"field": key, "message": "a date as YYYY-MM-DD"})
-    outcome = query.get("outcome") or None
-    if outcome is not None and outcome not in OUTCOMES:
-        problems.append({"field": "outcome", "message": f"one of {', '.join(OUTCOMES)}"})
+    filters, problems = parse_filters(query)
     if problems:
         raise ValidationFailed(problems)
-    return Filters(
-        start=bounds["from"],
-        end=bounds["to"],
-        region=query.get("region") or None,
-        platform=query.get("platform") or None,
-        outcome=outcome,
-        person=query.get("person") or None,
-    )
+    return filters
 
 
 @routes.get("/v1/metrics")

@@ -7,14 +7,16 @@ figure is always a duration some case really took.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
+from responder.engine.acceptance import OUTCOMES
 from responder.store.db import Database
 from responder.store.models import Case, CaseTask, Integration, Page
 
@@ -56,6 +58,32 @@ class Filters:
         if self.person:
             found.append(col(Case.accepted_by) == self.person)
         return found
+
+
+def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[dict[str, str]]]:
+    """Filters from a query string (?from=&to=&region=&platform=&outcome=&person=), with one problem
+    per bad field; the dashboard shows them next to the field, the API answers 422."""
+    problems: list[dict[str, str]] = []
+    bounds: dict[str, datetime | None] = {"from": None, "to": None}
+    for key in bounds:
+        raw = query.get(key, "")
+        if raw:
+            try:
+                bounds[key] = datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
+            except ValueError:
+                problems.append({"field": key, "message": "a date as YYYY-MM-DD"})
+    outcome = query.get("outcome") or None
+    if outcome is not None and outcome not in OUTCOMES:
+        problems.append({"field": "outcome", "message": f"one of {', '.join(OUTCOMES)}"})
+    filters = Filters(
+        start=bounds["from"],
+        end=bounds["to"],
+        region=query.get("region") or None,
+        platform=query.get("platform") or None,
+        outcome=outcome,
+        person=query.get("person") or None,
+    )
+    return filters, problems
 
 
 @dataclass

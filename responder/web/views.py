@@ -13,7 +13,7 @@ import hmac
 import io
 import json
 import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -54,7 +54,7 @@ from responder.engine.acceptance import (
 from responder.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from responder.oncall import store
 from responder.oncall.schedule import Override, spans
-from responder.review.metrics import LIVES_SAVED, Filters, Review, review
+from responder.review.metrics import LIVES_SAVED, Filters, Review, parse_filters, review
 from responder.store.models import Case, CaseEvent, CaseTask, Integration, Page, User
 
 routes = web.RouteTableDef()
@@ -392,7 +392,7 @@ async def record_outcome(request: web.Request) -> web.Response:
         raw = values[name].strip()
         if raw:
             try:
-                details[name] = datetime.fromisoformat(raw).replace(tzinfo=UTC)
+                details[name] = _utc_input(raw)
             except ValueError:
                 errors[name] = "Use the date and time picker (UTC)."
     if not values["outcome"]:
@@ -411,7 +411,7 @@ async def record_outcome(request: web.Request) -> web.Response:
                 details,
             )
         except ValidationFailed as exc:
-            errors = {e["field"]: _sentence(e["message"]) for e in exc.detail}
+            errors = _field_errors(exc.detail)
         except Conflict as exc:
             return await _render_case(request, principal, case_id, 409, message=str(exc.detail))
     if errors:
@@ -463,26 +463,18 @@ async def case_events(request: web.Request) -> web.StreamResponse:
 
 
 def _filters(query: Any) -> tuple[Filters, dict[str, str]]:
-    errors: dict[str, str] = {}
-    bounds: dict[str, datetime | None] = {"from": None, "to": None}
-    for key in bounds:
-        raw = query.get(key, "")
-        if raw:
-            try:
-                bounds[key] = datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
-            except ValueError:
-                errors[key] = "A date as YYYY-MM-DD."
-    return (
-        Filters(
-            start=bounds["from"],
-            end=bounds["to"],
-            region=query.get("region") or None,
-            platform=query.get("platform") or None,
-            outcome=query.get("outcome") or None,
-            person=query.get("person") or None,
-        ),
-        errors,
-    )
+    filters, problems = parse_filters(query)
+    return filters, _field_errors(problems)
+
+
+def _field_errors(problems: list[dict[str, str]]) -> dict[str, str]:
+    """{field: "Message."} for the template, from the domain's [{field, message}]."""
+    return {p["field"]: _sentence(p["message"]) for p in problems}
+
+
+def _utc_input(raw: str) -> datetime:
+    """A <input type=datetime-local> value, read as UTC; ValueError when it is not one."""
+    return datetime.fromisoformat(raw.strip()).replace(tzinfo=UTC)
 
 
 def _duration(seconds: float | None) -> str:
@@ -777,7 +769,7 @@ async def add_user(request: web.Request) -> web.Response:
             if isinstance(exc.detail, list)
             else [{"field": "username", "message": str(exc.detail)}]
         )
-        errors = {e["field"]: _sentence(e["message"]) for e in detail}
+        errors = _field_errors(detail)
         return await _render_users(request, principal, 422, errors, {"username": username})
     await audit(
         request.app[DB], principal.name, "user_created", now, username=username, roles=roles, person=person
@@ -827,7 +819,7 @@ async def add_schedule_override(request: web.Request) -> web.Response:
     times: dict[str, datetime] = {}
     for key in ("start", "end"):
         try:
-            times[key] = datetime.fromisoformat(values[key]).replace(tzinfo=UTC)
+            times[key] = _utc_input(values[key])
         except ValueError:
             errors[key] = "Use the date and time picker (UTC)."
     if schedule is None:
@@ -850,7 +842,7 @@ async def add_schedule_override(request: web.Request) -> web.Response:
             }
         else:
             problems = override_problems(request, schedule, override)
-            errors = {p["field"]: _sentence(p["message"]) for p in problems}
+            errors = _field_errors(problems)
             if not errors:
                 await store.add_override(
                     request.app[DB], schedule.id, override, principal.name, request.app[CLOCK].now()
