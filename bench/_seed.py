@@ -58,8 +58,8 @@ def build_rows(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A case row as `Intake._build` makes it (step 0 due at ``due_at``) and its alert_received event."""
     raw = template | {"alert_id": f"engine-bench-{uuid.uuid4().hex}"}
-    alert = parse_alert(raw)
-    case = intake._build(INTEGRATION, intake.integration_ids[INTEGRATION], alert, raw)
+    alert = parse_alert(json.dumps(raw))
+    case = intake._build(INTEGRATION, intake.integration_ids[INTEGRATION], alert)
     while case.ref in refs:  # 23^5 references: ~8 clashes expected in 10,000, which intake retries
         case.ref = new_ref()
     refs.add(case.ref)

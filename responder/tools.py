@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 from standardwebhooks.webhooks import Webhook
 
-from responder.errors import ConfigError
+from responder.errors import ConfigError, ResponderError
 from responder.settings import Settings
 
 
@@ -69,8 +69,8 @@ def explain_playbook(path: str, alert_path: str | None, region: str | None, acce
     facts = None
     if alert_path:
         try:
-            alert = parse_alert(json.loads(Path(alert_path).read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
+            alert = parse_alert(Path(alert_path).read_bytes())
+        except (OSError, ResponderError) as exc:
             raise ConfigError([f"{alert_path}: cannot read alert JSON: {exc}"]) from exc
         region = alert.best_region()
         facts = AlertFacts(alert.risk.level, alert.is_live, region, alert.language, "")

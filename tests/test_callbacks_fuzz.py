@@ -176,7 +176,12 @@ async def test_a_callback_signed_with_the_secondary_token_is_accepted(service: S
     path = f"/twilio/status/{ana_page['id']}"
     form = {"MessageSid": "SM" + "a" * 32, "MessageStatus": "read", "SequenceNumber": "99"}
     assert await post(service, path, form, signed(service, path, form, SECONDARY)) == 204
-    sms_form = {"From": service.phone_of("ana").number, "To": "+15005550006", "Body": "ACK"}
+    sms_form = {
+        "From": service.phone_of("ana").number,
+        "To": "+15005550006",
+        "Body": "ACK",
+        "MessageSid": "SM" + "b" * 32,
+    }
     assert (
         await post(service, "/twilio/sms", sms_form, signed(service, "/twilio/sms", sms_form, SECONDARY))
         == 200

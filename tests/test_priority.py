@@ -3,6 +3,7 @@ cases are paged before lower-risk ones."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -36,7 +37,7 @@ async def test_imminent_and_live_cases_are_paged_first(
     for name, count in (("medium-comment-us.json", MEDIUM), ("imminent-live-fr.json", IMMINENT)):
         for _ in range(count):
             raw = sample(name, alert_id=new_alert_id())
-            result = await intake.receive("forum-example", new_alert_id(), parse_alert(raw), raw)
+            result = await intake.receive("forum-example", new_alert_id(), parse_alert(json.dumps(raw)))
             risk_of[result.case_id] = raw["risk"]["level"]
     await db.close()
 

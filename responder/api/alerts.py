@@ -2,41 +2,51 @@
 
 from __future__ import annotations
 
-import json
-
 import structlog
 from aiohttp import web
 
 from responder.api.keys import ENGINE, INTAKE, VERIFIER
-from responder.errors import InvalidJSON, PayloadTooLarge
+from responder.errors import PayloadTooLarge, ValidationFailed
 from responder.intake.schema import parse_alert
 from responder.logging import get_logger
 from responder.metrics import ALERTS
 
 MAX_BODY_BYTES = 64 * 1024
+# The delivery's idempotency key is stored (PRODUCT.md §2: ids of at most 128 characters).
+MAX_WEBHOOK_ID = 128
 log = get_logger(__name__)
 routes = web.RouteTableDef()
 
 
 async def _read_limited(request: web.Request) -> bytes:
+    """The whole body, however it arrives (in pieces, chunked), refused as soon as it passes the cap."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
-    body = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
-    return body
+    body = bytearray()
+    # read(n) returns what has arrived so far, up to n bytes, and b"" only at the end of the body.
+    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
+    return bytes(body)
+
+
+def _webhook_id(request: web.Request) -> str:
+    webhook_id = request.headers["webhook-id"]  # present: the signature check needs it
+    if len(webhook_id) > MAX_WEBHOOK_ID:
+        raise ValidationFailed(
+            [{"field": "webhook-id", "message": f"must be at most {MAX_WEBHOOK_ID} characters"}]
+        )
+    return webhook_id
 
 
 @routes.post("/v1/alerts")
 async def post_alert(request: web.Request) -> web.Response:
     body = await _read_limited(request)
     integration = request.app[VERIFIER].integration_for(body, request.headers)
-    try:
-        raw = json.loads(body)
-    except ValueError as exc:
-        raise InvalidJSON(f"body is not JSON: {exc}") from exc
-    alert = parse_alert(raw)
-    result = await request.app[INTAKE].receive(integration, request.headers["webhook-id"], alert, raw)
+    webhook_id = _webhook_id(request)
+    alert = parse_alert(body)
+    result = await request.app[INTAKE].receive(integration, webhook_id, alert)
     structlog.contextvars.bind_contextvars(case_id=result.case_id)
     ALERTS.labels(alert.event, "duplicate" if result.duplicate else "taken").inc()
     if not result.duplicate:

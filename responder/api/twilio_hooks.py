@@ -9,7 +9,7 @@ from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS, TWILIO_CHECK
 from responder.engine.acceptance import accept, record_pass
 from responder.errors import Forbidden
 from responder.logging import get_logger
-from responder.paging import inbound, twiml
+from responder.paging import inbound, replays, twiml
 from responder.paging.messages import (
     VOICE_LANGUAGES,
     PageFacts,
@@ -106,8 +106,10 @@ async def voice_menu(request: web.Request) -> web.Response:
         return _xml(_not_open(request, facts, lang, case.status, case.accepted_by))
     play = request.query.get("play", "1")
     if play == "done":
-        if await inbound.note_no_input(request.app[DB], page.id, now):
-            await request.app[ENGINE].page_failed(case.id, page.id, "no key pressed")
+        key = replays.key_press_key(form.get("CallSid", ""), page.id, "done", "")
+        async with replays.once(request.app[DB], key, now) as first:
+            if first and await inbound.note_no_input(request.app[DB], page.id, now):
+                await request.app[ENGINE].page_failed(case.id, page.id, "no key pressed")
         return _xml(twiml.say_and_hang_up(voice_line("no_input", lang, case.ref), voice_lang))
     return _xml(_menu(request, page.id, facts, lang, int(play) if play.isdigit() else 1))
 
@@ -128,8 +130,18 @@ async def voice_key(request: web.Request) -> web.Response:
     if found is None:
         return _xml(twiml.say_and_hang_up("Goodbye.", "en-US"))
     page, case, lang = found
-    facts, voice_lang = PageFacts(case.ref, case.risk_level, case.region), VOICE_LANGUAGES[lang]
     digits, now = form.get("Digits", ""), request.app[CLOCK].now()
+    key = replays.key_press_key(form.get("CallSid", ""), page.id, request.query.get("play", "1"), digits)
+    async with replays.once(request.app[DB], key, now) as first:
+        if not first:
+            log.warning("twilio_replay_ignored", kind="key_press", page_id=page.id)
+            return _xml(twiml.say_and_hang_up("Goodbye.", "en-US"))
+        return await _act_on_key(request, page, case, lang, digits)
+
+
+async def _act_on_key(request: web.Request, page: Page, case: Case, lang: str, digits: str) -> web.Response:
+    facts, voice_lang = PageFacts(case.ref, case.risk_level, case.region), VOICE_LANGUAGES[lang]
+    now = request.app[CLOCK].now()
     if digits == "1":
         result = await accept(request.app[DB], request.app[ROSTER], case.id, page.person_id, "voice", now)
         request.app[ENGINE].kick()
@@ -148,6 +160,15 @@ async def voice_key(request: web.Request) -> web.Response:
 @routes.post("/twilio/sms")
 async def inbound_sms(request: web.Request) -> web.Response:
     form = await verified_form(request)
+    key = replays.sms_key(form.get("MessageSid", ""))
+    async with replays.once(request.app[DB], key, request.app[CLOCK].now()) as first:
+        if not first:
+            log.warning("twilio_replay_ignored", kind="sms")
+            return _xml(twiml.sms_reply(None))
+        return await _act_on_sms(request, form)
+
+
+async def _act_on_sms(request: web.Request, form: MultiDictProxy[str]) -> web.Response:
     person = request.app[ROSTER].by_phone(form.get("From", ""))
     if person is None:
         log.info("sms_from_unknown_number")

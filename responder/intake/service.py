@@ -68,15 +68,13 @@ class Intake:
         self.db, self.playbooks, self.integration_ids, self.clock = db, playbooks, integration_ids, clock
         self.time_scale = time_scale
 
-    async def receive(
-        self, integration: str, webhook_id: str, alert: Alert, raw: dict[str, Any]
-    ) -> IntakeResult:
+    async def receive(self, integration: str, webhook_id: str, alert: Alert) -> IntakeResult:
         integration_id = self.integration_ids[integration]
         for _ in range(3):  # a clash of random case references is retried with a new one
             try:
                 if alert.event == "new":
-                    return await self._new(integration, integration_id, alert, raw)
-                return await self._follow_up(integration, integration_id, webhook_id, alert, raw)
+                    return await self._new(integration, integration_id, alert)
+                return await self._follow_up(integration, integration_id, webhook_id, alert)
             except IntegrityError:
                 continue
         raise RuntimeError("could not store the alert after 3 tries")
@@ -88,13 +86,11 @@ class Intake:
             )
         ).scalar_one_or_none()
 
-    async def _new(
-        self, integration: str, integration_id: int, alert: Alert, raw: dict[str, Any]
-    ) -> IntakeResult:
+    async def _new(self, integration: str, integration_id: int, alert: Alert) -> IntakeResult:
         """Insert first and look for a repeat only when the unique key says so (repeats are rare)."""
         try:
             async with self.db.engine.begin() as conn:
-                case = self._build(integration, integration_id, alert, raw)
+                case = self._build(integration, integration_id, alert)
                 await conn.execute(_INSERT_CASE, [case.model_dump()])
                 await conn.execute(INSERT_EVENT, [self._received(integration, case, alert)])
                 if tasks := self._tasks(case):
@@ -107,7 +103,7 @@ class Intake:
                 raise  # a clash of case references: receive() tries again with a new one
             return IntakeResult(existing.id, existing.status, duplicate=True)
 
-    def _build(self, integration: str, integration_id: int, alert: Alert, raw: dict[str, Any]) -> Case:
+    def _build(self, integration: str, integration_id: int, alert: Alert) -> Case:
         now = self.clock.now()
         playbook = choose_playbook(self.playbooks, alert, integration)
         return Case(
@@ -122,7 +118,7 @@ class Intake:
             region=alert.best_region(),
             language=alert.language,
             playbook=playbook.name,
-            alert=raw,
+            alert=alert.stored(),
             detected_at=alert.detected_at,
             received_at=now,
             chain_started_at=now,
@@ -142,10 +138,8 @@ class Intake:
         }
         return event_row(case.id, "alert_received", f"platform:{integration}", case.received_at, detail)
 
-    def _create(
-        self, session: AsyncSession, integration: str, integration_id: int, alert: Alert, raw: dict[str, Any]
-    ) -> Case:
-        case = self._build(integration, integration_id, alert, raw)
+    def _create(self, session: AsyncSession, integration: str, integration_id: int, alert: Alert) -> Case:
+        case = self._build(integration, integration_id, alert)
         session.add(case)
         session.add(CaseEvent(**self._received(integration, case, alert)))
         for row in self._tasks(case):
@@ -157,7 +151,7 @@ class Intake:
         return task_rows(case.id, playbook, case.received_at, self.time_scale)
 
     async def _follow_up(
-        self, integration: str, integration_id: int, webhook_id: str, alert: Alert, raw: dict[str, Any]
+        self, integration: str, integration_id: int, webhook_id: str, alert: Alert
     ) -> IntakeResult:
         async with self.db.transaction() as session:
             seen = (
@@ -177,13 +171,13 @@ class Intake:
                 raise NotFound([{"field": "alert_id", "message": "no case for this alert_id to retract"}])
             if case is None:
                 # An update whose original never arrived is still an alert: never drop it.
-                case = self._create(session, integration, integration_id, alert, raw)
+                case = self._create(session, integration, integration_id, alert)
                 add_event(
                     session, case.id, "update_without_original", f"platform:{integration}", self.clock.now()
                 )
                 news: tuple[str, ...] = ()
             else:
-                news = self._merge(session, integration, case, alert, raw)
+                news = self._merge(session, integration, case, alert)
             await session.flush()
             session.add(
                 Delivery(
@@ -195,9 +189,7 @@ class Intake:
             )
         return IntakeResult(case.id, case.status, duplicate=False, news=news)
 
-    def _merge(
-        self, session: AsyncSession, integration: str, case: Case, alert: Alert, raw: dict[str, Any]
-    ) -> tuple[str, ...]:
+    def _merge(self, session: AsyncSession, integration: str, case: Case, alert: Alert) -> tuple[str, ...]:
         """Fold an update into the case (or note a retract); returns the news for the reactions."""
         now = self.clock.now()
         actor = f"platform:{integration}"
@@ -205,7 +197,7 @@ class Intake:
             # A retract asks people to review; it never stops paging by itself.
             add_event(session, case.id, "retract_requested", actor, now, {"risk_level": alert.risk.level})
             return ("retract",)
-        merged = dict(case.alert)
+        raw, merged = alert.stored(), dict(case.alert)
         hints = list(merged.get("location_hints") or []) + list(raw.get("location_hints") or [])
         merged["location_hints"] = hints
         for key in ("content", "platform_contact", "subject"):

@@ -133,6 +133,7 @@ class Page(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("case_id", "step", "person_id", "channel", name="uq_page_step"),
         Index("ix_page_outbox", "status", "not_before"),
+        Index("ix_page_person_sent", "person_id", "sent_at"),  # the per-phone flood limit counts here
     )
 
     id: str = Field(primary_key=True, max_length=32)
@@ -156,6 +157,11 @@ class Page(SQLModel, table=True):
     sent_at: datetime | None = _utc(default=None, nullable=True)
     updated_at: datetime = _utc()
     link_used_at: datetime | None = _utc(default=None, nullable=True)
+    # What became of the page, for the review: "failed" (paging/failures.py says when) or "cancelled"
+    # (an accept came before it was sent); None while it went out and did not fail.
+    outcome: str | None = Field(default=None, max_length=16)
+    # Other pages this one's SMS carried (one message naming several cases, over the flood limit).
+    carried_by: str | None = Field(default=None, max_length=32)
 
 
 class ScheduleOverride(SQLModel, table=True):
@@ -258,3 +264,20 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=40)
     case_id: str | None = Field(default=None, index=True, max_length=36)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class TwilioInbound(SQLModel, table=True):
+    """An inbound Twilio request already acted on (an SMS by MessageSid, a key press by call, menu
+    step and digits): a replay of a captured request finds its row and changes nothing."""
+
+    __tablename__ = "twilio_inbound"
+    key: str = Field(primary_key=True, max_length=200)
+    received_at: datetime = _utc()
+
+
+class PhoneLimitNotice(SQLModel, table=True):
+    """When a person's phone last reached the flood limit: the manager is told once per window."""
+
+    __tablename__ = "phone_limit_notice"
+    person_id: str = Field(primary_key=True, max_length=64)
+    reached_at: datetime = _utc()
