@@ -31,7 +31,7 @@ from responder.oncall.handoff import CATCH_UP, send_handoffs
 from responder.oncall.roster import Roster
 from responder.paging.links import LinkSigner
 from responder.paging.outbox import Outbox
-from responder.paging.throttle import PhoneThrottle
+from responder.paging.throttle import FloodRule
 from responder.paging.twilio_client import SignatureChecker, TwilioGateway
 from responder.settings import Settings
 from responder.store.db import Database
@@ -247,7 +247,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
         engine.page_failed,
         engine.wake_at,
-        PhoneThrottle(env.phone_limit, env.phone_limit_window_s),
+        FloodRule(env.phone_limit, env.phone_limit_window_s, env.phone_limit_hold_s),
     )
     engine.integration_names = {number: name for name, number in app[INTAKE].integration_ids.items()}
     app[ENGINE] = engine

@@ -57,7 +57,14 @@ CONTACT_FLAGS = Counter(
     registry=REGISTRY,
 )
 THROTTLED = Counter(
-    "responder_pages_throttled", "Pages failed over because of the per-phone flood limit", registry=REGISTRY
+    "responder_pages_throttled",
+    "Pages held back a few seconds (or combined into one SMS) by the per-phone flood limit",
+    registry=REGISTRY,
+)
+PHONE_LIMITS_REACHED = Counter(
+    "responder_phone_limits_reached",
+    "Times a person's phone reached the flood limit (the on-call manager is told)",
+    registry=REGISTRY,
 )
 RECONCILED = Counter(
     "responder_pages_reconciled",

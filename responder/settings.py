@@ -59,12 +59,14 @@ class EnvSettings(BaseSettings):
     sweep_interval_s: float = Field(5.0, gt=0, le=300, validation_alias="RESPONDER_SWEEP_INTERVAL_S")
     # A page Twilio took but has not reported on for this long is fetched from Twilio's API.
     reconcile_after_s: float = Field(60.0, gt=0, le=3600, validation_alias="RESPONDER_RECONCILE_AFTER_S")
-    # Per-phone flood protection: over this many pages and notices to one person in the window, a page
-    # fails over to the next person at once (never held back). 0 turns it off.
+    # Per-phone flood protection: over this many pages and notices to one person in the window, the
+    # phone gets one SMS (naming every waiting case) and one call per hold; nothing is ever dropped.
+    # 0 turns it off.
     phone_limit: int = Field(30, ge=0, le=10000, validation_alias="RESPONDER_PHONE_LIMIT")
     phone_limit_window_s: float = Field(
         600.0, gt=0, le=86400, validation_alias="RESPONDER_PHONE_LIMIT_WINDOW_S"
     )
+    phone_limit_hold_s: float = Field(10.0, gt=0, le=300, validation_alias="RESPONDER_PHONE_LIMIT_HOLD_S")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", validation_alias=AliasChoices("RESPONDER_LOG_FORMAT")
     )

@@ -103,6 +103,13 @@ async def generate(db_url: str) -> None:
                 )
                 for k in range(rng.randint(0, 3)):
                     sent = later(0.01, 5) if rng.random() < 0.95 else None
+                    status = rng.choice(
+                        ["delivered", "delivered", "completed", "undelivered", "busy", "failed", "canceled"]
+                    )
+                    # As the service records them: Twilio's failures failed, our cancel (never sent) not.
+                    outcome = {"undelivered": "failed", "busy": "failed", "failed": "failed"}.get(status)
+                    if status == "canceled":
+                        sent, outcome = None, "cancelled"
                     pages.append(
                         {
                             "id": f"{case_id}p{k}",
@@ -112,9 +119,8 @@ async def generate(db_url: str) -> None:
                             "purpose": "page",
                             "step": k,
                             "body": "",
-                            "status": rng.choice(
-                                ["delivered", "delivered", "completed", "undelivered", "busy", "failed"]
-                            ),
+                            "status": status,
+                            "outcome": outcome,
                             "created_at": received,
                             "not_before": received,
                             "sent_at": sent,
@@ -189,7 +195,7 @@ async def independent(
             found["pages_failed"] = await one(
                 f'SELECT COUNT(*) FROM page p JOIN "case" c ON c.id = p.case_id WHERE {where}'
                 " AND p.purpose = 'page'"
-                " AND p.status IN ('failed', 'undelivered', 'busy', 'no-answer', 'canceled')"
+                " AND p.outcome = 'failed'"
             )
             found["deadline_breaches"] = await one(
                 f'SELECT COUNT(*) FROM case_task t JOIN "case" c ON c.id = t.case_id WHERE {where}'

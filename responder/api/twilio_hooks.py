@@ -47,17 +47,21 @@ async def status_callback(request: web.Request) -> web.Response:
     form = await verified_form(request)
     status = form.get("MessageStatus") or form.get("CallStatus") or ""
     sequence = form.get("SequenceNumber", "")
-    news = await inbound.record_status(
-        request.app[DB],
-        request.match_info["page_id"],
-        status,
-        form.get("ErrorCode"),
-        form.get("AnsweredBy"),
-        int(sequence) if sequence.isdigit() else None,
-        request.app[CLOCK].now(),
-    )
-    if news is not None and news.failed:
-        await request.app[ENGINE].page_failed(news.case_id, news.page_id, news.reason, news.error_code)
+    page_id, now = request.match_info["page_id"], request.app[CLOCK].now()
+    # One SMS may name several cases (over the flood limit): its status is each of their pages' status.
+    riders = await inbound.riders_of(request.app[DB], page_id) if request.query.get("carries") else []
+    for each in (page_id, *riders):
+        news = await inbound.record_status(
+            request.app[DB],
+            each,
+            status,
+            form.get("ErrorCode"),
+            form.get("AnsweredBy"),
+            int(sequence) if sequence.isdigit() else None,
+            now,
+        )
+        if news is not None and news.failed:
+            await request.app[ENGINE].page_failed(news.case_id, news.page_id, news.reason, news.error_code)
     return web.Response(status=204)
 
 

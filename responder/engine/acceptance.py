@@ -13,6 +13,7 @@ from sqlmodel import col
 from responder.errors import Conflict, NotFound, ValidationFailed
 from responder.metrics import ACCEPTS
 from responder.oncall.roster import Roster
+from responder.paging.failures import CANCELLED
 from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.store.db import Database
 from responder.store.models import Case, CaseTask, Page
@@ -103,7 +104,9 @@ async def _after_accept(
     await session.execute(
         update(Page)
         .where(col(Page.case_id) == case.id, col(Page.status) == PENDING, col(Page.purpose) == "page")
-        .values(status="canceled", updated_at=now, error_message="case accepted before sending")
+        .values(
+            status="canceled", outcome=CANCELLED, updated_at=now, error_message="case accepted before sending"
+        )
     )
     person = roster.person(person_id)
     name = person.name if person else person_id

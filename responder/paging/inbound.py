@@ -9,11 +9,11 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import case as sql_case
 from sqlmodel import col
 
-from responder.metrics import PAGE_FAILURES
+from responder.paging.failures import mark_failed
 from responder.paging.status import FAILED, RANK, is_machine, moves_forward
 from responder.store.db import Database
 from responder.store.models import Case, Page
-from responder.store.queries import INSERT_EVENT, OPEN, add_event, event_row
+from responder.store.queries import INSERT_EVENT, OPEN, event_row
 from responder.store.types import UTCDateTime
 
 
@@ -120,13 +120,14 @@ async def _record_news(
                 last_sequence=sequence if sequence is not None else row.last_sequence,
             )
         )
-        failed = status in FAILED or machine
         detail = {"page": page_id, "person": row.person_id, "channel": row.channel, "status": status}
-        if failed:
-            PAGE_FAILURES.labels(row.channel, "delivery").inc()
+        failed = False
+        if status in FAILED or machine:
             reason = "answered by a machine" if machine else f"{row.channel} {status}"
             detail |= {"error_code": code, "answered_by": answered_by, "reason": reason}
-            await conn.execute(INSERT_EVENT, [event_row(row.case_id, "page_failed", "twilio", now, detail)])
+            failed = await mark_failed(
+                conn, page_id, row.case_id, row.channel, "delivery", "twilio", now, detail
+            )
         elif status in ("delivered", "in-progress"):
             kind = "page_delivered" if status == "delivered" else "call_answered"
             await conn.execute(INSERT_EVENT, [event_row(row.case_id, kind, "twilio", now, detail)])
@@ -164,17 +165,25 @@ async def load_page(db: Database, page_id: str) -> tuple[Page, Case] | None:
 
 
 async def note_no_input(db: Database, page_id: str, now: datetime) -> bool:
-    """The call was answered but no key came after every prompt: treat it as not answered."""
-    async with db.transaction() as session:
-        page = await session.get(Page, page_id)
+    """The call was answered but no key came after every prompt: the page failed (it was not
+    answered). True when that is news for the chain."""
+    async with db.engine.begin() as conn:
+        page = (
+            await conn.execute(
+                select(col(Page.case_id), col(Page.person_id), col(Page.purpose)).where(
+                    col(Page.id) == page_id
+                )
+            )
+        ).first()
         if page is None:
             return False
-        add_event(
-            session,
-            page.case_id,
-            "page_failed",
-            "twilio",
-            now,
-            {"page": page.id, "person": page.person_id, "channel": "voice", "reason": "no key pressed"},
-        )
-        return page.purpose == "page"
+        detail = {"person": page.person_id, "channel": "voice", "reason": "no key pressed"}
+        failed = await mark_failed(conn, page_id, page.case_id, "voice", "delivery", "twilio", now, detail)
+        return failed and page.purpose == "page"
+
+
+async def riders_of(db: Database, page_id: str) -> list[str]:
+    """The pages a combined SMS named besides its lead page."""
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(select(col(Page.id)).where(col(Page.carried_by) == page_id))
+        return list(rows.scalars())

@@ -64,6 +64,8 @@ _SMS_LINES = {
         "default team is being paged.",
         "contact_flagged": "RESPONDER: {holder} cannot be reached by SMS or at this number ({task}); "
         "their other channel is used (case {ref}). Fix the roster if the number is wrong.",
+        "phone_limit": "RESPONDER: {holder}'s phone reached the flood limit ({task}). Their pages are "
+        "combined, one SMS and one call every few seconds; none is dropped (case {ref}).",
         "stopped": "You will get no more SMS pages; voice pages continue. Reply START to resume.",
         "started": "SMS pages resumed.",
         "went_live": "RESPONDER case {ref}: the content is now LIVE. Open the case now.",
@@ -90,6 +92,9 @@ _SMS_LINES = {
         "l'équipe par défaut est alertée.",
         "contact_flagged": "RESPONDER : {holder} injoignable par SMS ou à ce numéro ({task}) ; son autre "
         "canal est utilisé (dossier {ref}). Corrigez l'annuaire si le numéro est faux.",
+        "phone_limit": "RESPONDER : le téléphone de {holder} a atteint la limite anti-rafale ({task}). Ses "
+        "alertes sont regroupées, un SMS et un appel toutes les quelques secondes ; aucune n'est perdue "
+        "(dossier {ref}).",
         "stopped": "Vous ne recevrez plus d'alertes par SMS ; les appels continuent. Répondez START pour "
         "reprendre.",
         "started": "Alertes SMS reprises.",
@@ -124,6 +129,29 @@ def page_sms(facts: PageFacts, lang: str, link: str) -> str:
     return _SMS[lang].format(
         ref=facts.ref, risk=_risk(facts, lang), region=facts.region or "unknown", link=link
     )
+
+
+_COMBINED = {
+    "en": (
+        "RESPONDER: {n} cases for you. Reply ACK <case> to accept one, NO <case> to pass.",
+        "{ref}: {risk} risk, region {region}. {link}",
+    ),
+    "fr": (
+        "RESPONDER : {n} dossiers pour vous. Répondez ACK <dossier> pour en accepter un, NO <dossier> "
+        "pour passer.",
+        "{ref} : risque {risk}, région {region}. {link}",
+    ),
+}
+
+
+def combined_sms(lang: str, pages: list[tuple[PageFacts, str]]) -> str:
+    """One SMS naming several cases, each with its reference and one-time link (over the flood limit)."""
+    head, line = _COMBINED[lang]
+    lines = [
+        line.format(ref=f.ref, risk=_risk(f, lang), region=f.region or "unknown", link=link)
+        for f, link in pages
+    ]
+    return "\n".join([head.format(n=len(pages)), *lines])
 
 
 def voice_prompt(facts: PageFacts, lang: str) -> str:

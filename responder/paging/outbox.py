@@ -8,27 +8,39 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, distinct, func, insert, or_, select, update
 from sqlalchemy import case as when
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from responder.clock import Clock
 from responder.logging import get_logger
-from responder.metrics import PAGE_FAILURES, PAGES_SENT, RECONCILED, SEND_RETRIES, THROTTLED
+from responder.metrics import PAGES_SENT, PHONE_LIMITS_REACHED, RECONCILED, SEND_RETRIES, THROTTLED
 from responder.oncall.roster import Roster
+from responder.paging.failures import mark_failed
 from responder.paging.inbound import record_status
 from responder.paging.links import LinkSigner
-from responder.paging.messages import PageFacts, language_of, page_sms, sms_line
-from responder.paging.throttle import PhoneThrottle
+from responder.paging.messages import PageFacts, combined_sms, language_of, page_sms, sms_line
+from responder.paging.throttle import FloodRule, Outgoing, PhoneUsage, SendPlan, plan_sends
 from responder.paging.twilio_client import SendFailed, Sent, TwilioGateway
 from responder.store.db import Database
-from responder.store.models import Case, CaseEvent, Page
-from responder.store.queries import CLAIMED, OPEN, PENDING, event_row
+from responder.store.models import Case, CaseEvent, Page, PhoneLimitNotice
+from responder.store.queries import (
+    CLAIMED,
+    INSERT_EVENT,
+    OPEN,
+    PENDING,
+    add_event,
+    event_row,
+    insert_pages,
+    notice_row,
+    rowcount,
+)
 from responder.store.types import UTCDateTime
 
 log = get_logger(__name__)
@@ -66,6 +78,8 @@ class Claimed:
     purpose: str
     body: str
     attempts: int
+    # Pages this one's SMS also names (over the flood limit); they share its fate: sent, retried, failed.
+    riders: tuple[Claimed, ...] = ()
 
 
 Outcome = tuple[Claimed, Sent | SendFailed]
@@ -84,10 +98,10 @@ class Outbox:
         clock: Clock,
         on_failure: FailureHook,
         on_retry: Callable[[datetime], None] = lambda _: None,
-        throttle: PhoneThrottle | None = None,
+        flood: FloodRule | None = None,
     ) -> None:
         self.db, self.gateway, self.roster, self.links = db, gateway, roster, links
-        self.throttle = throttle or PhoneThrottle(0, 60)
+        self.flood = flood or FloodRule(0, 60, 10)
         # A row claimed longer ago than this with no answer recorded was lost in a crash: send it again.
         self.stale_claim_s = gateway.timeout_s * 2
         self.public_url, self.clock, self.on_failure, self.on_retry = public_url, clock, on_failure, on_retry
@@ -202,17 +216,100 @@ class Outbox:
                     .with_for_update(skip_locked=True, of=Page)
                 )
             ).all()
-            claimed = []
-            for page, case in rows:
-                page.status, page.claimed_at, page.updated_at = CLAIMED, now, now
-                page.attempts += 1
-                page.body = page.body or self._render(page, case, now)
-                claimed.append(
-                    Claimed(
-                        page.id, case.id, page.person_id, page.channel, page.purpose, page.body, page.attempts
-                    )
+            if not self.flood.on:
+                return [self._claim_row(page, case, now) for page, case in rows]
+            by_id = {page.id: (page, case) for page, case in rows}
+            due = [Outgoing(p.id, p.person_id, p.channel, p.purpose) for p, _ in rows]
+            usage = await _phone_usage(session, {p.person_id for p in due}, now, self.flood)
+            plan = plan_sends(due, usage, self.flood, now)
+            await self._hold(session, plan, by_id, now)
+            return [self._claim_combined(by_id, lead, plan.carried.get(lead, []), now) for lead in plan.send]
+
+    def _claim_row(self, page: Page, case: Case, now: datetime, carried_by: str | None = None) -> Claimed:
+        page.status, page.claimed_at, page.updated_at, page.carried_by = CLAIMED, now, now, carried_by
+        page.attempts += 1
+        page.body = page.body or self._render(page, case, now)
+        return Claimed(page.id, case.id, page.person_id, page.channel, page.purpose, page.body, page.attempts)
+
+    def _claim_combined(
+        self, by_id: dict[str, tuple[Page, Case]], lead: str, carried: list[str], now: datetime
+    ) -> Claimed:
+        """The lead page, and when it names other cases too, one SMS text for all of them."""
+        claimed = self._claim_row(*by_id[lead], now)
+        if not carried:
+            return claimed
+        riders = tuple(self._claim_row(*by_id[page_id], now, carried_by=lead) for page_id in carried)
+        person = self.roster.person(claimed.person_id)
+        named = [
+            (PageFacts(case.ref, case.risk_level, case.region), self._link(page, now))
+            for page, case in (by_id[page_id] for page_id in [lead, *carried])
+        ]
+        body = combined_sms(language_of(person.languages if person else ()), named)
+        return replace(claimed, body=body, riders=riders)
+
+    async def _hold(
+        self, session: AsyncSession, plan: SendPlan, by_id: dict[str, tuple[Page, Case]], now: datetime
+    ) -> None:
+        """Pages over the flood limit wait for their phone's next slot; the on-call managers are told
+        (once per window per phone) that a phone reached the limit."""
+        reason = f"flood limit: over {self.flood.limit} pages to this phone in {self.flood.window_s:g}s"
+        for page_id, until in plan.held.items():
+            page, case = by_id[page_id]
+            THROTTLED.inc()
+            if page.not_before <= page.created_at:  # the first hold of this page: say why on the timeline
+                detail = {"page": page.id, "person": page.person_id, "channel": page.channel}
+                add_event(
+                    session,
+                    case.id,
+                    "page_held",
+                    "system",
+                    now,
+                    {**detail, "until": until.isoformat(), "reason": reason},
                 )
-        return claimed
+            page.not_before, page.updated_at = until, now
+        for person_id in plan.over:
+            case = next(c for p, c in by_id.values() if p.person_id == person_id)
+            await self._tell_limit_reached(session, person_id, case, now)
+
+    async def _tell_limit_reached(
+        self, session: AsyncSession, person_id: str, case: Case, now: datetime
+    ) -> None:
+        since = now - timedelta(seconds=self.flood.window_s)
+        connection = await session.connection()
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(PhoneLimitNotice).values(person_id=person_id, reached_at=now)
+        statement = statement.on_conflict_do_update(
+            index_elements=["person_id"],
+            set_={"reached_at": now},
+            where=col(PhoneLimitNotice.reached_at) < since,
+        )
+        if rowcount(await connection.execute(statement)) != 1:
+            return  # told already in this window
+        PHONE_LIMITS_REACHED.inc()
+        person = self.roster.person(person_id)
+        name = person.name if person else person_id
+        facts, why = (
+            PageFacts(case.ref, case.risk_level, case.region),
+            f"{self.flood.limit} in {self.flood.window_s:g}s",
+        )
+        rows = []
+        for manager in self.roster.everyone_on_call("manager", case.region, now):
+            channel = self.roster.channel_for(manager, "sms")
+            if channel is None or manager.id == person_id:
+                continue
+            text = sms_line("phone_limit", facts, lang=language_of(manager.languages), holder=name, task=why)
+            rows.append(notice_row(case.id, manager.id, text, now, channel))
+        await insert_pages(session, rows)
+        detail = {"person": person_id, "limit": self.flood.limit, "window_s": self.flood.window_s}
+        add_event(
+            session,
+            case.id,
+            "phone_limit_reached",
+            "system",
+            now,
+            {**detail, "managers_told": [r["person_id"] for r in rows]},
+        )
+        log.warning("phone_limit_reached", case_id=case.id, person_id=person_id, limit=self.flood.limit)
 
     def _render(self, page: Page, case: Case, now: datetime) -> str:
         person = self.roster.person(page.person_id)
@@ -222,21 +319,22 @@ class Outbox:
             return page.body or sms_line("exhausted", facts, lang=lang)
         if page.channel == "voice":
             return f"voice page for case {case.ref}"
-        link = f"{self.public_url}/a/{self.links.make(page.id, page.person_id, now)}"
-        return page_sms(facts, lang, link)
+        return page_sms(facts, lang, self._link(page, now))
+
+    def _link(self, page: Page, now: datetime) -> str:
+        return f"{self.public_url}/a/{self.links.make(page.id, page.person_id, now)}"
 
     async def _send(self, claimed: Claimed) -> Outcome:
         person = self.roster.person(claimed.person_id)
         callback = f"{self.public_url}/twilio/status/{claimed.page_id}"
+        if claimed.riders:
+            callback += "?carries=1"  # the callback handler applies each status to the riders as well
         async with self._limit:
             try:
                 if person is None:
                     raise SendFailed(
                         "person no longer in the roster", status=None, code=None, retryable=False
                     )
-                if not self.throttle.allow(person.id, self.clock.now()):
-                    THROTTLED.inc()
-                    raise SendFailed(self.throttle.describe(), status=None, code=None, retryable=False)
                 if claimed.channel not in self.roster.usable_channels(person):
                     # Flagged since the row was written (STOP, a refused number): do not send.
                     raise SendFailed(
@@ -257,21 +355,23 @@ class Outbox:
         now, events = self.clock.now(), []
         given_up: list[tuple[Claimed, SendFailed]] = []
         async with self.db.engine.begin() as conn:
-            for claimed, result in outcomes:
-                if isinstance(result, Sent):
-                    PAGES_SENT.labels(claimed.channel, claimed.purpose).inc()
-                    events.append(await _mark_sent(conn, claimed, result, now))
-                    log.info(
-                        "page_sent", case_id=claimed.case_id, page_id=claimed.page_id, channel=claimed.channel
-                    )
-                else:
-                    event = await _mark_failed(conn, claimed, result, now)
-                    if event is not None:
-                        events.append(event)
-                        if event["type"] == "page_failed":
-                            given_up.append((claimed, result))
-                        elif event["type"] == "page_retry":
-                            self.on_retry(datetime.fromisoformat(event["detail"]["retry_at"]))
+            for lead, result in outcomes:
+                for claimed in (lead, *lead.riders):
+                    if isinstance(result, Sent):
+                        PAGES_SENT.labels(claimed.channel, claimed.purpose).inc()
+                        events.append(await _mark_sent(conn, claimed, result, now))
+                        log.info(
+                            "page_sent",
+                            case_id=claimed.case_id,
+                            page_id=claimed.page_id,
+                            channel=claimed.channel,
+                        )
+                        continue
+                    retry_at = await _mark_failed(conn, claimed, result, now)
+                    if retry_at is FAILED_FOR_GOOD:
+                        given_up.append((claimed, result))
+                    elif retry_at is not None:
+                        self.on_retry(retry_at)
             if events:
                 await conn.execute(insert(CaseEvent), events)
         return given_up
@@ -287,10 +387,15 @@ async def _mark_sent(conn: AsyncConnection, claimed: Claimed, sent: Sent, now: d
     return event_row(claimed.case_id, kind, "system", now, detail)
 
 
+# _mark_failed's answer for a page given up on (not a time: nothing is retried).
+FAILED_FOR_GOOD = datetime.min.replace(tzinfo=UTC)
+
+
 async def _mark_failed(
     conn: AsyncConnection, claimed: Claimed, exc: SendFailed, now: datetime
-) -> dict[str, Any] | None:
-    """Retry with backoff and jitter when Twilio may take it later; otherwise the page has failed."""
+) -> datetime | None:
+    """Retry with backoff and jitter when Twilio may take it later (returns when); otherwise the page
+    has failed (FAILED_FOR_GOOD). None when the row was no longer ours to mark."""
     retry = exc.retryable and claimed.attempts < MAX_ATTEMPTS
     delay_s = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (claimed.attempts - 1)) * random.uniform(0.5, 1.0)
     result = await conn.execute(
@@ -308,8 +413,6 @@ async def _mark_failed(
         return None
     if retry:
         SEND_RETRIES.inc()
-    else:
-        PAGE_FAILURES.labels(claimed.channel, "send").inc()
     log.warning(
         "page_send_failed",
         case_id=claimed.case_id,
@@ -319,12 +422,41 @@ async def _mark_failed(
         retry=retry,
     )
     detail: dict[str, Any] = {
-        "page": claimed.page_id,
         "person": claimed.person_id,
         "channel": claimed.channel,
         "error_code": exc.code,
         "reason": exc.reason[:200],
     }
-    if retry:
-        detail["retry_at"] = (now + timedelta(seconds=delay_s)).isoformat()
-    return event_row(claimed.case_id, "page_retry" if retry else "page_failed", "system", now, detail)
+    if not retry:
+        await mark_failed(
+            conn, claimed.page_id, claimed.case_id, claimed.channel, "send", "system", now, detail
+        )
+        return FAILED_FOR_GOOD
+    retry_at = now + timedelta(seconds=delay_s)
+    detail = {"page": claimed.page_id, **detail, "retry_at": retry_at.isoformat()}
+    await conn.execute(INSERT_EVENT, [event_row(claimed.case_id, "page_retry", "system", now, detail)])
+    return retry_at
+
+
+async def _phone_usage(
+    session: AsyncSession, person_ids: set[str], now: datetime, rule: FloodRule
+) -> dict[str, PhoneUsage]:
+    """Messages and calls each person got within the window (a combined SMS counts once: one sid)."""
+    since = now - timedelta(seconds=rule.window_s)
+    rows = await session.execute(
+        select(
+            col(Page.person_id),
+            col(Page.channel),
+            func.count(distinct(func.coalesce(col(Page.twilio_sid), col(Page.id)))),
+            func.max(col(Page.sent_at)),
+        )
+        .where(col(Page.person_id).in_(person_ids), col(Page.sent_at) >= since)
+        .group_by(col(Page.person_id), col(Page.channel))
+    )
+    sent: dict[str, int] = {}
+    last: dict[str, dict[str, datetime]] = {}
+    for person_id, channel, count, last_at in rows:
+        sent[person_id] = sent.get(person_id, 0) + int(count)
+        if last_at is not None:  # max() keeps the column's UTC type
+            last.setdefault(person_id, {})[channel] = last_at
+    return {person_id: PhoneUsage(sent[person_id], last[person_id]) for person_id in sent}

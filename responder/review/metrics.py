@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from responder.engine.acceptance import OUTCOMES
+from responder.paging.failures import CANCELLED, FAILED
 from responder.store.db import Database
 from responder.store.models import Case, CaseTask, Integration, Page
 
@@ -172,23 +173,11 @@ async def review(db: Database, filters: Filters) -> Review:
         ]
         page_rows = (
             await session.execute(
-                select(
-                    func.count(),
-                    func.sum(
-                        case(
-                            (
-                                col(Page.status).in_(
-                                    ("failed", "undelivered", "busy", "no-answer", "canceled")
-                                ),
-                                1,
-                            ),
-                            else_=0,
-                        )
-                    ),
-                )
+                # paging/failures.py says what failed; a page cancelled by an accept never went out.
+                select(func.count(), func.sum(case((col(Page.outcome) == FAILED, 1), else_=0)))
                 .select_from(Page)
                 .join(Case, col(Case.id) == col(Page.case_id))
-                .where(*where, col(Page.purpose) == "page")
+                .where(*where, col(Page.purpose) == "page", func.coalesce(col(Page.outcome), "") != CANCELLED)
             )
         ).one()
         result.pages, result.pages_failed = int(page_rows[0] or 0), int(page_rows[1] or 0)

@@ -36,9 +36,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("carried_by", sa.String(length=32), nullable=True))
         batch_op.create_index("ix_page_person_sent", ["person_id", "sent_at"], unique=False)
     # Pages already recorded: the same definition as paging/failures.py applies from now on.
-    op.execute(
-        "UPDATE page SET outcome = 'cancelled' WHERE status = 'canceled' AND twilio_sid IS NULL"
-    )
+    op.execute("UPDATE page SET outcome = 'cancelled' WHERE status = 'canceled' AND twilio_sid IS NULL")
     op.execute(
         "UPDATE page SET outcome = 'failed' WHERE outcome IS NULL AND (status IN "
         "('failed', 'undelivered', 'busy', 'no-answer', 'canceled') OR answered_by LIKE 'machine%' "
