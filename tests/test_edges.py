@@ -153,6 +153,14 @@ async def stored_text(service: Service) -> str:
     return json.dumps([*alerts, *details], default=str)
 
 
+async def test_nan_in_an_unknown_field_is_ignored_and_not_stored(service: Service) -> None:
+    alert = sample("imminent-live-fr.json", alert_id=new_alert_id(), platform_score=math.nan)
+    alert["risk"]["calibration"] = math.inf
+    status, _ = await service.post_alert(json.dumps(alert))
+    assert status == 202
+    assert "NaN" not in await stored_text(service) and "Infinity" not in await stored_text(service)
+
+
 async def test_unknown_fields_are_not_stored(service: Service) -> None:
     alert_id = new_alert_id()
     alert = sample("imminent-live-fr.json", alert_id=alert_id, internal_notes="MARKER-TOP")
@@ -167,8 +175,26 @@ async def test_unknown_fields_are_not_stored(service: Service) -> None:
     assert "MARKER" not in stored  # ...the unknown ones are not
 
 
-# A valid alert with hostile values dropped anywhere: the service must answer, never crash.
-_VALUES = st.one_of(
+# A valid alert with hostile values dropped anywhere: the service must answer, never crash. Half the
+# values are the known troublemakers, half anything JSON can say.
+_SPECIAL = st.sampled_from(
+    [
+        math.nan,
+        math.inf,
+        -math.inf,
+        "\x00",
+        "Ana\x00",
+        "0.6",
+        "true",
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+01:00",
+        "fr-" + "-".join(["abcdefgh"] * 5),
+        "x" * 3000,
+        10**30,
+        [[[[[[[[[[1]]]]]]]]]],
+    ]
+)
+_ANY = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(10**30), max_value=10**30),
@@ -179,6 +205,7 @@ _VALUES = st.one_of(
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
 )
+_VALUES = st.one_of(_SPECIAL, _ANY)
 _PATHS = st.sampled_from(
     [
         "alert_id",
@@ -207,7 +234,11 @@ _PATHS = st.sampled_from(
         "location_hints.0.confidence",
         "platform_contact",
         "platform_contact.phone",
+        "platform_contact.reference",
+        "location_hints.0.source",
+        "subject.account_id",
         "unknown_field",
+        "risk.unknown_field",
     ]
 )
 
@@ -218,7 +249,7 @@ def hypothesis_service(service: Service) -> Service:
 
 
 @settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     database=None,
     derandomize=True,  # the same bodies every run: a generated test that cannot flake

@@ -4,6 +4,8 @@ figures come from the simulator's own record of what reached the phones, not fro
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from typing import Any
 
@@ -119,8 +121,14 @@ async def run_scenario(service: Service, sim: PhoneSimulator) -> None:
     try:
         await manager.login("maya")
         status, page = await manager.get("/dashboard")
+        csv_status, csv_text = await manager.get("/dashboard.csv")
     finally:
         await manager.close()
     assert status == 200
     shown = re.search(r'id="m-page-failures">([^<]*)<', page)
     assert shown is not None and shown.group(1).strip() == f"{100 * 2 / pages_reached:.1f} %"
+    # And the CSV, case by case: A's two voicemails, none for B (its cancelled calls never went out).
+    assert csv_status == 200
+    rows = {row["ref"]: row for row in csv.DictReader(io.StringIO(csv_text))}
+    assert (rows[a["ref"]]["pages_failed"], rows[b["ref"]]["pages_failed"]) == ("2", "0")
+    assert int(rows[a["ref"]]["pages"]) + int(rows[b["ref"]]["pages"]) == pages_reached

@@ -87,6 +87,23 @@ def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[dict[str, str
     return filters, problems
 
 
+# The pages the review counts and the ones that failed (paging/failures.py says what failed; a page
+# cancelled by an accept never went out and is not counted at all).
+_PAGES_COUNTED = (col(Page.purpose) == "page", func.coalesce(col(Page.outcome), "") != CANCELLED)
+_PAGE_FAILED = func.sum(case((col(Page.outcome) == FAILED, 1), else_=0))
+
+
+async def page_counts(session: Any, where: list[ColumnElement[bool]]) -> dict[str, tuple[int, int]]:
+    """Per case of the filter: the pages counted and the pages failed, as the figures count them."""
+    rows = await session.execute(
+        select(col(Page.case_id), func.count(), _PAGE_FAILED)
+        .join(Case, col(Case.id) == col(Page.case_id))
+        .where(*where, *_PAGES_COUNTED)
+        .group_by(col(Page.case_id))
+    )
+    return {case_id: (int(pages), int(failed or 0)) for case_id, pages, failed in rows}
+
+
 @dataclass
 class Review:
     cases: int = 0
@@ -174,10 +191,10 @@ async def review(db: Database, filters: Filters) -> Review:
         page_rows = (
             await session.execute(
                 # paging/failures.py says what failed; a page cancelled by an accept never went out.
-                select(func.count(), func.sum(case((col(Page.outcome) == FAILED, 1), else_=0)))
+                select(func.count(), _PAGE_FAILED)
                 .select_from(Page)
                 .join(Case, col(Case.id) == col(Page.case_id))
-                .where(*where, col(Page.purpose) == "page", func.coalesce(col(Page.outcome), "") != CANCELLED)
+                .where(*where, *_PAGES_COUNTED)
             )
         ).one()
         result.pages, result.pages_failed = int(page_rows[0] or 0), int(page_rows[1] or 0)
