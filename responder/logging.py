@@ -1,10 +1,14 @@
-"""structlog set-up: JSON in production, console on a terminal; phones masked, personal data dropped."""
+"""structlog set-up: JSON in production, console on a terminal; phones masked, personal data dropped,
+exception messages never written. Library loggers (aiohttp, SQLAlchemy, asyncio, twilio...) go through
+the same processors, so the same rules hold for every line on stderr."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -39,27 +43,96 @@ def scrub(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMappi
     return event_dict
 
 
+# Exception messages are never logged: they quote what failed. A SQLAlchemy error carries the
+# statement and its parameters (the alert), aiohttp's parse errors the request's raw bytes, a
+# ValueError its input. Logged instead: every frame of the traceback (file, line and source line:
+# code, no values), each exception's type, and the codes it has (SQLSTATE, errno, HTTP status).
+_CODE_ATTRIBUTES = ("sqlstate", "pgcode", "sqlite_errorname", "errno", "strerror", "status", "code")
+_CODE = re.compile(r"^[\w. -]{1,40}$")
+
+
+def describe_exception(exc: BaseException) -> str:
+    """`asyncpg.exceptions.RaiseError (sqlstate=P0001)`: the type and its codes, never the message."""
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    codes = []
+    for attribute in _CODE_ATTRIBUTES:
+        value = None
+        with contextlib.suppress(Exception):  # a property that fails has no code to give
+            value = getattr(exc, attribute, None)
+        if (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, str) and _CODE.match(value)
+        ):
+            codes.append(f"{attribute}={value}")
+    return f"{name} ({', '.join(codes)})" if codes else name
+
+
+def exception_text(exc: BaseException) -> str:
+    """The traceback of `exc` and of the exceptions that led to it, without their messages."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain) and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return "\n\nwhich led to:\n\n".join(
+        "Traceback (most recent call last):\n"
+        + "".join(traceback.format_tb(item.__traceback__))
+        + describe_exception(item)
+        for item in reversed(chain)
+    )
+
+
+def render_exception(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor, in place of `format_exc_info`: `exc_info` becomes `exception_text`."""
+    exc_info = event_dict.pop("exc_info", None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+    if isinstance(exc, BaseException):
+        event_dict["exception"] = exception_text(exc)
+    return event_dict
+
+
+def _first_line(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A library's line keeps its first line: asyncio appends reprs of tasks, and of their exceptions."""
+    if isinstance(event_dict.get("event"), str):
+        event_dict["event"] = event_dict["event"].split("\n", 1)[0]
+    return event_dict
+
+
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     """Call once at start-up; `auto` picks console on a terminal and JSON otherwise."""
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     renderer: Any = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        render_exception,
+        scrub,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            scrub,
-            renderer,
-        ],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # Libraries (aiohttp access log, twilio) would print URLs and bodies: keep them quiet.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # Every stdlib logger (aiohttp.server, sqlalchemy, asyncio, twilio, apscheduler, warnings) goes
+    # through the same processors, the scrub included, and out to the same stream.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, _first_line, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    # Libraries log URLs and bodies below WARNING (twilio logs each request): warnings and up only.
+    root.setLevel(max(logging.WARNING, getattr(logging, level.upper())))
     for noisy in ("aiohttp.access", "twilio", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
 
 
 def get_logger(name: str) -> Any:

@@ -8,15 +8,26 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from responder.accounts.service import create_user
 from responder.simulator import PhoneSimulator
 from responder.store.db import Database
-from tests.harness import Service, environment, new_alert_id, sample, start_service, stop_service
+from tests.harness import (
+    API_TOKEN,
+    Service,
+    environment,
+    new_alert_id,
+    sample,
+    start_service,
+    stop_service,
+)
+from tests.test_privacy_logs import refuse_inserts
 from tests.web import PASSWORD, Browser, create_users
 
 
@@ -319,3 +330,60 @@ async def test_web_pages_answer_errors_in_html_and_api_paths_in_json(
         f"{service.url}/v1/cases/nope", headers={"Authorization": "Bearer x"}
     ) as answer:
         assert answer.status == 401 and answer.content_type == "application/json"
+
+
+async def test_the_smallest_alert_opens_a_case_page_for_its_holder(db_url: str, service: Service) -> None:
+    """The docs' smallest alert: no content, no subject, no hints, no platform contact, a bare risk."""
+    alert = {"alert_id": new_alert_id(), "detected_at": "2026-11-28T02:14:07Z", "risk": {"level": "imminent"}}
+    status, body = await service.post_alert(alert)
+    assert status == 202
+    ines = service.phone_of("ines")  # the duty investigator for every region, paged at once
+    await ines.expect_sms(contains="ACK")
+    await ines.send_sms("ACK")
+    assert (await service.case(body["case_id"]))["accepted_by"]["id"] == "ines"
+    db = Database(db_url)
+    try:
+        await create_user(db, "ines", PASSWORD, ["investigator"], "ines", datetime.now(UTC))
+    finally:
+        await db.close()
+    holder, manager = Browser(service.url), Browser(service.url)
+    try:
+        await holder.login("ines")
+        status, page = await holder.get(f"/cases/{body['case_id']}")
+        assert status == 200 and "accepted by Ines Duty-Investigator" in page, page
+        await manager.login("maya")
+        for path in (f"/cases/{body['case_id']}", "/cases", "/dashboard", "/dashboard.csv"):
+            status, page = await manager.get(path)
+            assert status == 200, (path, page)
+    finally:
+        await holder.close()
+        await manager.close()
+
+
+async def test_a_browser_gets_every_failure_as_a_page_and_an_api_client_as_json(
+    db_url: str, service: Service, browser: Browser
+) -> None:
+    case_id = await paris_case(service)
+    await browser.login("maya")
+    html = {"Accept": "text/html"}
+    # aiohttp's own answers: no such route, a method the route does not have
+    for method, path, status in (("GET", "/no/such/page", 404), ("DELETE", "/login", 405)):
+        async with browser.http.request(method, service.url + path, headers=html) as answer:
+            assert answer.status == status and answer.content_type == "text/html", path
+            assert f"<h1>{status}</h1>" in await answer.text()
+    async with browser.http.delete(f"{service.url}/login") as answer:  # curl-like: Accept */*
+        assert answer.status == 405 and answer.content_type == "text/html"
+        assert "GET" in answer.headers["Allow"]
+    async with service.http.get(f"{service.url}/v1/no/such/thing") as answer:
+        assert answer.status == 404 and answer.content_type == "application/json"
+        assert (await answer.json())["error"] == "not_found"
+    # An unexpected exception: the database refuses the audit row each view of a case writes.
+    await refuse_inserts(db_url, "audit_event")
+    async with browser.http.get(f"{service.url}/cases/{case_id}", headers=html) as answer:
+        page = await answer.text()
+        assert answer.status == 500 and answer.content_type == "text/html"
+        assert "<h1>500</h1>" in page and "forced" not in page and "Traceback" not in page
+    async with service.http.get(
+        f"{service.url}/v1/cases/{case_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    ) as answer:
+        assert answer.status == 500 and (await answer.json()).keys() == {"error", "request_id"}

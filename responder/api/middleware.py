@@ -6,6 +6,7 @@ import html
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 
 import structlog
 from aiohttp import web
@@ -21,17 +22,22 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error answer is made here. None echoes the request: a browser gets a small HTML page,
+    other clients a JSON body, and a crash gets neither the exception's text nor its traceback."""
     started = time.perf_counter()
     request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
     request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
+    resource = request.match_info.route.resource
+    # The route, not the path: a path can carry a one-time link token or whatever a client put in it.
+    route = resource.canonical if resource is not None else "unmatched"
     try:
         response = await handler(request)
     except ResponderError as exc:
-        log.info("request_refused", path=request.path, status=exc.status, error=exc.code)
+        log.info("request_refused", route=route, status=exc.status, error=exc.code)
         if _wants_html(request):
-            response = _html_error(exc, request_id)
+            response = _html_error(exc.status, _detail_text(exc), request_id)
         else:
             response = web.json_response(
                 {"error": exc.code, "detail": exc.detail, "request_id": request_id}, status=exc.status
@@ -39,23 +45,34 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = web.json_response(
-            {
-                "error": exc.reason.lower().replace(" ", "_"),
-                "detail": exc.text or exc.reason,
-                "request_id": request_id,
-            },
-            status=exc.status,
-        )
+        # aiohttp's own 404 (no such route), 405, 413...: their text can quote a header, so only the
+        # standard reason phrase goes out.
+        reason = _phrase(exc.status)
+        if _wants_html(request):
+            response = _html_error(exc.status, reason, request_id)
+        else:
+            code = reason.lower().replace(" ", "_").replace("-", "_")
+            body = {"error": code, "detail": reason, "request_id": request_id}
+            response = web.json_response(body, status=exc.status)
+        if "Allow" in exc.headers:  # a 405 says which methods the resource has
+            response.headers["Allow"] = exc.headers["Allow"]
     except Exception:
-        log.exception("request_crashed", path=request.path)
-        response = web.json_response({"error": "internal_error", "request_id": request_id}, status=500)
+        log.exception("request_crashed", route=route)
+        if _wants_html(request):
+            response = _html_error(500, "Something went wrong on our side. Try again.", request_id)
+        else:
+            response = web.json_response({"error": "internal_error", "request_id": request_id}, status=500)
     response.headers["X-Request-Id"] = request_id
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
     HTTP_REQUESTS.labels(route, str(response.status)).inc()
     HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
     return response
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 # Machine endpoints answer errors in JSON unless asked for HTML; the web pages answer in HTML unless
@@ -70,20 +87,23 @@ def _wants_html(request: web.Request) -> bool:
     return "text/html" in accept or not request.path.startswith(_MACHINE_PATHS)
 
 
-def _html_error(exc: ResponderError, request_id: str) -> web.Response:
+def _detail_text(exc: ResponderError) -> str:
     if isinstance(exc.detail, list):
-        text = "<br>".join(
-            html.escape(f"{item.get('field', '')}: {item.get('message', '')}")
+        return "\n".join(
+            f"{item.get('field', '')}: {item.get('message', '')}"
             for item in exc.detail
             if isinstance(item, dict)
         )
-    else:
-        text = html.escape(exc.detail if isinstance(exc.detail, str) else exc.code.replace("_", " "))
+    return exc.detail if isinstance(exc.detail, str) else exc.code.replace("_", " ")
+
+
+def _html_error(status: int, text: str, request_id: str) -> web.Response:
+    lines = "<br>".join(html.escape(line) for line in text.split("\n"))
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1"><title>responder</title></head>'
         f'<body style="font-family:system-ui,sans-serif;margin:2rem auto;max-width:28rem;padding:0 1rem">'
-        f'<h1>{exc.status}</h1><p>{text}</p><p><a href="/">Back to responder</a></p>'
+        f'<h1>{status}</h1><p>{lines}</p><p><a href="/">Back to responder</a></p>'
         f"<p><small>request {request_id}</small></p></body></html>"
     )
-    return web.Response(text=body, content_type="text/html", status=exc.status)
+    return web.Response(text=body, content_type="text/html", status=status)

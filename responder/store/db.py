@@ -27,8 +27,12 @@ def create_engine(url: str) -> AsyncEngine:
     Deferred SQLite transactions that read, then write, fail with SQLITE_BUSY when another
     connection wrote in between; taking the lock at BEGIN makes them wait their turn instead.
     """
+    # hide_parameters: a statement's parameters (an alert's fields, a phone) never enter an error's
+    # text or SQLAlchemy's own log lines.
     if not is_sqlite(url):
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        return create_async_engine(
+            url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+        )
     _ensure_sqlite_dir(url)
     # SQLite has one writer at a time. One pooled connection makes our own transactions queue in
     # the pool (woken the moment it is free) instead of sleeping in SQLite's busy handler.
@@ -39,6 +43,7 @@ def create_engine(url: str) -> AsyncEngine:
         pool_size=1,
         max_overflow=0,
         pool_timeout=SQLITE_POOL_TIMEOUT_S,
+        hide_parameters=True,
     )
 
     @event.listens_for(engine.sync_engine, "connect")

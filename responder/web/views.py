@@ -54,7 +54,7 @@ from responder.engine.acceptance import (
 from responder.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from responder.oncall import store
 from responder.oncall.schedule import Override, spans
-from responder.review.metrics import LIVES_SAVED, Filters, Review, parse_filters, review
+from responder.review.metrics import LIVES_SAVED, Filters, Review, page_counts, parse_filters, review
 from responder.store.models import Case, CaseEvent, CaseTask, Integration, Page, User
 
 routes = web.RouteTableDef()
@@ -141,7 +141,6 @@ async def login_page(request: web.Request) -> web.Response:
         principal=None,
         csrf=csrf,
         next=_safe_next(request.query.get("next")),
-        username="",
         error="",
     )
     response.set_cookie(
@@ -166,6 +165,8 @@ async def login(request: web.Request) -> web.Response:
     now, db = request.app[CLOCK].now(), request.app[DB]
     keys = [f"user:{username.lower()}", f"ip:{request.remote}"]
     throttle = request.app[THROTTLE]
+    # A refused login shows an empty form: an error answer never echoes what was sent (a password
+    # typed into the username field, say).
     if throttle.blocked(keys, now):
         await audit(db, f"login:{username}", "login_throttled", now, ip=request.remote)
         return render(
@@ -174,7 +175,6 @@ async def login(request: web.Request) -> web.Response:
             principal=None,
             csrf=given,
             next=target,
-            username=username,
             error="Too many failed attempts: wait 15 minutes and try again.",
         )
     user = await authenticate(db, username, password)
@@ -187,7 +187,6 @@ async def login(request: web.Request) -> web.Response:
             principal=None,
             csrf=given,
             next=target,
-            username=username,
             error="Wrong username or password.",
         )
     token, _ = await open_session(db, user, now)
@@ -289,7 +288,7 @@ async def _render_case(
         status,
         principal=principal,
         case=data | {"is_live": case.is_live},
-        alert=case.alert,
+        alert=case.alert if isinstance(case.alert, dict) else {},
         can_answer=paged and case.status == "open",
         can_work=works,
         outcomes=OUTCOMES,
@@ -671,6 +670,8 @@ CSV_COLUMNS = (
     "located_at",
     "dispatched_at",
     "contacted_at",
+    "pages",
+    "pages_failed",
 )
 
 
@@ -689,11 +690,13 @@ async def dashboard_csv(request: web.Request) -> web.Response:
                 .order_by(col(Case.received_at))
             )
         ).all()
+        counts = await page_counts(session, filters.where())
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     for case, platform in rows:
-        values = {**case.model_dump(), "platform": platform}
+        pages, failed = counts.get(case.id, (0, 0))
+        values = {**case.model_dump(), "platform": platform, "pages": pages, "pages_failed": failed}
         writer.writerow([_csv_value(values.get(c)) for c in CSV_COLUMNS])
     await audit(
         request.app[DB],
