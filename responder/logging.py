@@ -24,6 +24,18 @@ def mask_phone(number: str) -> str:
     return number[:4] + "*" * max(len(number) - 6, 0) + number[-2:]
 
 
+# A phone number written without "+" (0033 6 39 98 00 01, 0639980001): seven digits or more, perhaps
+# spaced, dotted or dashed.
+_BARE_PHONE = re.compile(r"(?<![\w+])\d(?:[ .-]?\d){6,}(?!\w)")
+
+
+def mask_phones(text: str) -> str:
+    """Every phone number in a text masked, with or without its "+" (Twilio's error messages quote
+    the number they refused)."""
+    text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+    return _BARE_PHONE.sub(lambda m: mask_phone(re.sub(r"\D", "", m.group(0))), text)
+
+
 def _mask_value(value: Any) -> Any:
     if isinstance(value, str):
         return _PHONE.sub(lambda m: mask_phone(m.group(0)), value)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from responder.simulator import Behaviour
 from responder.store.db import Database
 from responder.tools import signed_headers
 from tests.harness import API_TOKEN, SOCIAL_SECRET, Service, new_alert_id, sample
@@ -112,6 +113,10 @@ HOSTILE = [
     ("content.is_live", "yes", "content.is_live"),
     ("alert_id", 12345, "alert_id"),
     ("subject.account_id", {"nested": True}, "subject.account_id"),
+    # "$" matches before a final newline: "FR-75\n" once passed and routed the case past Paris.
+    ("location_hints.0.region", "FR-75\n", "location_hints[0].region"),
+    ("location_hints.0.country", "FR\n", "location_hints[0].country"),
+    ("content.language", "fr\n", "content.language"),
 ]
 
 
@@ -285,3 +290,42 @@ async def post_any(service: Service, body: str) -> tuple[int, Any]:
             return response.status, await response.json()
         except aiohttp.ContentTypeError:
             return response.status, await response.text()
+
+
+async def test_a_client_that_leaves_mid_body_is_not_a_crash(service: Service) -> None:
+    body = json.dumps(sample("imminent-live-fr.json", alert_id=new_alert_id())).encode()
+    host, port = service.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request_head(body, chunked=False) + body[:100])
+    await writer.drain()
+    writer.close()  # gone before the rest of the body
+    await writer.wait_closed()
+    async with service.http.get(f"{service.url}/metrics") as answer:
+        text = await answer.text()
+    crashes = [line for line in text.splitlines() if 'route="/v1/alerts",status="500"' in line]
+    assert crashes == [] or all(line.endswith(" 0.0") for line in crashes)
+    assert await case_count(service) == 0
+
+
+async def test_a_request_id_that_is_not_one_is_replaced(service: Service) -> None:
+    async with service.http.get(
+        f"{service.url}/v1/cases/nope",
+        headers={"X-Request-Id": "Camille D. 06 11 22 33 44", "Authorization": f"Bearer {API_TOKEN}"},
+    ) as answer:
+        assert answer.status == 404
+        assert "Camille" not in answer.headers["X-Request-Id"]
+        assert "Camille" not in (await answer.json())["request_id"]
+    async with service.http.get(f"{service.url}/healthz", headers={"X-Request-Id": "lb-1234abcd"}) as answer:
+        assert answer.headers["X-Request-Id"] == "lb-1234abcd"  # a real one is kept, for tracing
+
+
+async def test_a_number_twilio_quotes_in_its_refusal_is_not_passed_on(service: Service) -> None:
+    ana = service.phone_of("ana")
+    ana.behaviour = Behaviour(sms_reject_code=21211)  # "The 'To' number +33... is not a valid ..."
+    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    await service.phone_of("maya").expect_sms(contains="invalid phone number")  # the refusal was acted on
+    case = await service.case(body["case_id"])
+    reasons = [e["detail"].get("reason", "") for e in case["timeline"] if e["type"] == "page_failed"]
+    assert reasons and all("+336" in r and ana.number not in r for r in reasons), reasons
+    assert ana.number not in json.dumps(case)

@@ -163,3 +163,68 @@ async def test_a_signed_sms_without_a_message_sid_is_refused(service: Service) -
     async with service.http.post(url, data=form, headers={"X-Twilio-Signature": signature}) as answer:
         assert answer.status == 400
         assert (await answer.json())["detail"][0]["field"] == "MessageSid"
+
+
+def folded(sent: SentWebhook, into: str, away: str) -> SentWebhook:
+    """The same request with field `away` folded into `into`: Twilio's signature joins names and
+    values without separators, so `MessageSid=SMx`, `NumMedia=0` signs as `MessageSid=SMxNumMedia0`."""
+    params = dict(sent.params)
+    params[into] += away + params.pop(away)
+    return SentWebhook(sent.method, sent.url, list(params.items()), sent.signature, sent.answer)
+
+
+async def test_a_refolded_ack_keeps_its_signature_but_is_refused(
+    service: Service, sim: PhoneSimulator
+) -> None:
+    ana = service.phone_of("ana")
+    first = await open_case(service)
+    await ana.expect_sms(contains=first["ref"])
+    await ana.send_sms("ACK")
+    captured = last_sent(sim, "/twilio/sms")
+    later = await open_case(service)
+    await ana.expect_sms(contains=later["ref"])
+    status, _ = await sim.carrier.webhooks.replay(folded(captured, "MessageSid", "NumMedia"))
+    assert status == 400  # the signature held; the sid has not Twilio's shape
+    case = await service.case(later["id"])
+    assert case["status"] == "open" and count(case, "case_accepted") == 0
+
+
+async def test_a_refolded_key_press_is_refused(patient: Service) -> None:
+    sim, ana = patient.sim, patient.phone_of("ana")
+    case = await open_case(patient)
+    call = await ana.expect_call(timeout_s=30)
+    await call.expect_prompt()
+    await call.press("1")
+    status, _ = await sim.carrier.webhooks.replay(folded(last_sent(sim, "/key"), "CallSid", "CallStatus"))
+    assert status == 400
+    after = await patient.case(case["id"])
+    assert count(after, "accept_refused") == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("status", {"MessageSid": "SM" + "c" * 32, "MessageStatus": "failed", "ErrorCode": "²"}),
+        ("status", {"MessageSid": "SM" + "c" * 32, "MessageStatus": "sent", "SequenceNumber": "9" * 30}),
+        ("status", {"MessageSid": "SM" + "c" * 32, "MessageStatus": "x" * 5000}),
+        ("status", {"MessageSid": "SM" + "c" * 32, "MessageStatus": "delivered\x00"}),
+        ("voice?play=²", {"CallSid": "CA" + "c" * 32, "CallStatus": "in-progress"}),
+        ("voice/key?play=²", {"CallSid": "CA" + "c" * 32, "Digits": "1\x00"}),
+        ("sms", {"MessageSid": "SM\x00" + "c" * 31, "From": "+33639980002", "Body": "ACK"}),
+        ("sms", {"MessageSid": "SM" + "d" * 32, "From": "+33639980002", "Body": "ACK K7\x00Q"}),
+    ],
+)
+async def test_odd_values_in_a_signed_webhook_never_get_a_5xx(
+    service: Service, path: str, form: dict[str, str]
+) -> None:
+    case = await open_case(service)
+    await service.phone_of("ana").expect_sms(contains=case["ref"])
+    case = await service.case(case["id"])
+    page = next(p for p in case["pages"] if p["person"]["id"] == "ana")
+    route = path.replace("status", f"status/{page['id']}").replace("voice", f"voice/{page['id']}")
+    url = f"{service.url}/twilio/{route}"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+    async with service.http.post(url, data=form, headers={"X-Twilio-Signature": signature}) as answer:
+        assert answer.status < 500, await answer.text()
+    after = await service.case(case["id"])
+    assert after["status"] == "open"

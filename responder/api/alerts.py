@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import structlog
-from aiohttp import web
+from aiohttp import EofStream, web
+from aiohttp.http_exceptions import PayloadEncodingError as PayloadError
 
 from responder.api.keys import ENGINE, INTAKE, VERIFIER
-from responder.errors import PayloadTooLarge, ValidationFailed
+from responder.errors import BadRequest, PayloadTooLarge, ValidationFailed
 from responder.intake.schema import parse_alert
 from responder.logging import get_logger
 from responder.metrics import ALERTS
@@ -23,11 +24,15 @@ async def _read_limited(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
     body = bytearray()
-    # read(n) returns what has arrived so far, up to n bytes, and b"" only at the end of the body.
-    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(body)):
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
+    try:
+        # read(n) returns what has arrived so far, up to n bytes, and b"" only at the end of the body.
+        while chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(body)):
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise PayloadTooLarge(f"body is over {MAX_BODY_BYTES} bytes")
+    except (ConnectionError, EofStream, PayloadError) as exc:
+        # The client went away (or broke the framing) before the body ended: not our failure.
+        raise BadRequest("the body ended before it was complete") from exc
     return bytes(body)
 
 

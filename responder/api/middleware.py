@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ from responder.metrics import HTTP_REQUESTS, HTTP_SECONDS
 log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = web.RequestKey("request_id", str)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")
 
 
 @web.middleware
@@ -25,7 +27,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Every error answer is made here. None echoes the request: a browser gets a small HTML page,
     other clients a JSON body, and a crash gets neither the exception's text nor its traceback."""
     started = time.perf_counter()
-    request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    # A caller's own request id is kept only when it looks like one: it is logged and sent back.
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)

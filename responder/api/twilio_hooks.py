@@ -10,6 +10,7 @@ from responder.engine.acceptance import accept, record_pass
 from responder.errors import Forbidden
 from responder.logging import get_logger
 from responder.paging import inbound, replays, twiml
+from responder.paging import webhook_fields as fields
 from responder.paging.messages import (
     VOICE_LANGUAGES,
     PageFacts,
@@ -38,6 +39,11 @@ async def verified_form(request: web.Request) -> MultiDictProxy[str]:
     return params
 
 
+def _error_code(form: MultiDictProxy[str]) -> str | None:
+    code = fields.number(form.get("ErrorCode"))
+    return str(code) if code is not None else None
+
+
 def _xml(body: str) -> web.Response:
     return web.Response(text=body, content_type=XML)
 
@@ -45,8 +51,10 @@ def _xml(body: str) -> web.Response:
 @routes.post("/twilio/status/{page_id}")
 async def status_callback(request: web.Request) -> web.Response:
     form = await verified_form(request)
-    status = form.get("MessageStatus") or form.get("CallStatus") or ""
-    sequence = form.get("SequenceNumber", "")
+    # A status that has not Twilio's shape is no news at all (it changes nothing, and is not stored).
+    status = fields.word(form.get("MessageStatus") or form.get("CallStatus"))
+    if status is None:
+        return web.Response(status=204)
     page_id, now = request.match_info["page_id"], request.app[CLOCK].now()
     # One SMS may name several cases (over the flood limit): its status is each of their pages' status.
     riders = await inbound.riders_of(request.app[DB], page_id) if request.query.get("carries") else []
@@ -55,9 +63,9 @@ async def status_callback(request: web.Request) -> web.Response:
             request.app[DB],
             each,
             status,
-            form.get("ErrorCode"),
-            form.get("AnsweredBy"),
-            int(sequence) if sequence.isdigit() else None,
+            _error_code(form),
+            fields.word(form.get("AnsweredBy")),
+            fields.number(form.get("SequenceNumber")),
             now,
         )
         if news is not None and news.failed:
@@ -94,7 +102,7 @@ async def voice_menu(request: web.Request) -> web.Response:
         VOICE_LANGUAGES[lang],
         request.app[CLOCK].now(),
     )
-    answered_by = form.get("AnsweredBy")
+    answered_by = fields.word(form.get("AnsweredBy"))
     if is_machine(answered_by):
         # Voicemail is never an acknowledgement: leave a short message, move the chain on.
         # The same path as a status callback reporting the machine: recorded once, news once.
@@ -110,12 +118,14 @@ async def voice_menu(request: web.Request) -> web.Response:
         return _xml(_not_open(request, facts, lang, case.status, case.accepted_by))
     play = request.query.get("play", "1")
     if play == "done":
-        key = replays.key_press_key(form.get("CallSid", ""), page.id, "done", "")
+        key = replays.key_press_key(form.get("CallSid"), page.id, "done", "")
         async with replays.once(request.app[DB], key, now) as first:
-            if first and await inbound.note_no_input(request.app[DB], page.id, now):
+            if not first:
+                log.warning("twilio_replay_ignored", kind="no_key", page_id=page.id)
+            elif await inbound.note_no_input(request.app[DB], page.id, now):
                 await request.app[ENGINE].page_failed(case.id, page.id, "no key pressed")
         return _xml(twiml.say_and_hang_up(voice_line("no_input", lang, case.ref), voice_lang))
-    return _xml(_menu(request, page.id, facts, lang, int(play) if play.isdigit() else 1))
+    return _xml(_menu(request, page.id, facts, lang, fields.number(play) or 1))
 
 
 def _menu(request: web.Request, page_id: str, facts: PageFacts, lang: str, plays: int) -> str:
@@ -134,8 +144,9 @@ async def voice_key(request: web.Request) -> web.Response:
     if found is None:
         return _xml(twiml.say_and_hang_up("Goodbye.", "en-US"))
     page, case, lang = found
-    digits, now = form.get("Digits", ""), request.app[CLOCK].now()
-    key = replays.key_press_key(form.get("CallSid", ""), page.id, request.query.get("play", "1"), digits)
+    digits, now = fields.digits(form.get("Digits")), request.app[CLOCK].now()
+    menu_step = str(fields.number(request.query.get("play")) or 1)
+    key = replays.key_press_key(form.get("CallSid"), page.id, menu_step, digits)
     async with replays.once(request.app[DB], key, now) as first:
         if not first:
             log.warning("twilio_replay_ignored", kind="key_press", page_id=page.id)
@@ -157,14 +168,13 @@ async def _act_on_key(request: web.Request, page: Page, case: Case, lang: str, d
             await request.app[ENGINE].fail_over(case.id, page.id, "passed by key 2")
         return _xml(twiml.say_and_hang_up(voice_line("passed", lang, case.ref), voice_lang))
     # '*' (or any other key) plays the menu again; it counts as one of the plays.
-    played = request.query.get("play", "1")
-    return _xml(_menu(request, page.id, facts, lang, (int(played) if played.isdigit() else 1) + 1))
+    return _xml(_menu(request, page.id, facts, lang, (fields.number(request.query.get("play")) or 1) + 1))
 
 
 @routes.post("/twilio/sms")
 async def inbound_sms(request: web.Request) -> web.Response:
     form = await verified_form(request)
-    key = replays.sms_key(form.get("MessageSid", ""))
+    key = replays.sms_key(form.get("MessageSid"))
     async with replays.once(request.app[DB], key, request.app[CLOCK].now()) as first:
         if not first:
             log.warning("twilio_replay_ignored", kind="sms")

@@ -23,9 +23,11 @@ from pydantic import (
 
 from responder.errors import InvalidJSON, ValidationFailed
 
-_BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
-_REGION = re.compile(r"^[A-Z]{2}-[A-Z0-9]{1,3}$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
+# Matched whole (fullmatch): with re.match, "$" also matches before a final newline, and "FR-75\n"
+# would pass as a region that routes nowhere.
+_BCP47 = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
+_REGION = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}")
+_COUNTRY = re.compile(r"[A-Z]{2}")
 # RFC 5646 advises tags of at most 35 characters; the case's language column holds that many.
 LANGUAGE_TAG_MAX = 35
 # Dates outside these years are typos or attacks, and some cannot be held in UTC by Python at all.
@@ -52,14 +54,14 @@ def _in_range(value: datetime) -> datetime:
 
 
 def _language(value: str) -> str:
-    if not _BCP47.match(value):
+    if not _BCP47.fullmatch(value):
         raise ValueError("must be a BCP 47 language tag such as 'fr' or 'pt-BR'")
     return value
 
 
 def _pattern(regex: re.Pattern[str], message: str) -> AfterValidator:
     def check(value: str) -> str:
-        if not regex.match(value):
+        if not regex.fullmatch(value):
             raise ValueError(message)
         return value
 

@@ -12,7 +12,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
-from responder.errors import BadRequest
+from responder.paging import webhook_fields
 from responder.store.db import Database
 from responder.store.models import TwilioInbound
 from responder.store.queries import rowcount
@@ -21,23 +21,16 @@ _RECORD = {
     "postgresql": postgresql.insert(TwilioInbound).on_conflict_do_nothing(),
     "sqlite": sqlite.insert(TwilioInbound).on_conflict_do_nothing(),
 }
-SID_MAX = 64
 
 
-def sms_key(message_sid: str) -> str:
-    return f"sms:{_sid('MessageSid', message_sid)}"
-
-
-def key_press_key(call_sid: str, page_id: str, menu_step: str, digits: str) -> str:
-    """A key press on one playing of one page's menu; "*" then "1" are two presses, both news."""
-    return f"key:{_sid('CallSid', call_sid)}:{page_id}:{menu_step[:8]}:{digits[:8]}"
-
-
-def _sid(field: str, value: str) -> str:
+def sms_key(message_sid: str | None) -> str:
     # Twilio always sends it; a signed request without one cannot be told from its replay.
-    if not value or len(value) > SID_MAX:
-        raise BadRequest([{"field": field, "message": f"required, at most {SID_MAX} characters"}])
-    return value
+    return f"sms:{webhook_fields.message_sid(message_sid)}"
+
+
+def key_press_key(call_sid: str | None, page_id: str, menu_step: str, digits: str) -> str:
+    """A key press on one playing of one page's menu; "*" then "1" are two presses, both news."""
+    return f"key:{webhook_fields.call_sid(call_sid)}:{page_id}:{menu_step[:8]}:{digits[:8]}"
 
 
 @asynccontextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,6 +25,10 @@ _VERBS: dict[str, Verb] = {
 }
 
 
+# A case reference as people type it (the service's are 5 letters and digits; a little room to spare).
+_CODE = re.compile(r"[A-Z0-9]{1,16}")
+
+
 @dataclass(frozen=True)
 class Reply:
     verb: Verb
@@ -37,4 +42,6 @@ def parse_reply(body: str) -> Reply:
         return Reply("unknown")
     verb = _VERBS.get(words[0].strip(".!"), "unknown")
     code = words[1].strip(".!#") if len(words) > 1 and verb in ("ack", "pass") else None
+    if code and not _CODE.fullmatch(code):
+        return Reply("unknown")  # not a case reference: never taken as "the latest page"
     return Reply(verb, code or None)

@@ -13,7 +13,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from responder.logging import get_logger
+from responder.logging import get_logger, mask_phones
 
 log = get_logger(__name__)
 
@@ -97,7 +97,10 @@ class TwilioGateway:
                 resource = await request  # type: ignore[misc]  # an SDK coroutine
         except TwilioRestException as exc:
             retryable = exc.status == 429 or exc.status >= 500
-            raise SendFailed(str(exc.msg), status=exc.status, code=exc.code, retryable=retryable) from exc
+            # Twilio's message may quote the number ("The 'To' number +336... is not valid"): it is
+            # stored on the page and the timeline, so the number is masked first.
+            reason = mask_phones(str(exc.msg))
+            raise SendFailed(reason, status=exc.status, code=exc.code, retryable=retryable) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise SendFailed(
                 f"Twilio unreachable: {type(exc).__name__}", status=None, code=None, retryable=True
@@ -117,7 +120,9 @@ class TwilioGateway:
             async with asyncio.timeout(self.timeout_s):
                 found = await resource.fetch_async()
         except TwilioRestException as exc:
-            raise SendFailed(str(exc.msg), status=exc.status, code=exc.code, retryable=True) from exc
+            raise SendFailed(
+                mask_phones(str(exc.msg)), status=exc.status, code=exc.code, retryable=True
+            ) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise SendFailed(
                 f"Twilio unreachable: {type(exc).__name__}", status=None, code=None, retryable=True

@@ -128,10 +128,11 @@ def _raise_api_error(board: Switchboard, to: str) -> None:
         raise TwilioApiError(status, code, message)
 
 
+# Twilio's own wording, which quotes the number (the service must not pass it on).
 _SMS_REFUSALS = {
     21610: "Attempt to send to unsubscribed recipient",
-    21614: "'To' number is not a valid mobile number",
-    21211: "The 'To' number is not a valid phone number.",
+    21614: "'To' number {to} is not a valid mobile number",
+    21211: "The 'To' number {to} is not a valid phone number.",
 }
 
 
@@ -144,7 +145,8 @@ def _raise_sms_refusal(board: Switchboard, to: str) -> None:
         raise TwilioApiError(400, 21610, _SMS_REFUSALS[21610])
     code = phone.behaviour.sms_reject_code
     if code is not None:
-        raise TwilioApiError(400, code, _SMS_REFUSALS.get(code, f"Message refused (error {code})"))
+        refusal = _SMS_REFUSALS.get(code, "Message refused (error {code})")
+        raise TwilioApiError(400, code, refusal.format(to=to, code=code))
 
 
 def _check_number(to: str) -> None:
