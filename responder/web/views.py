@@ -68,6 +68,9 @@ TIMES = (
     ("contacted_at", "Contacted"),
 )
 THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)
+# How often a live timeline looks for new events.
+STREAM_POLL_S = 0.5
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True,
@@ -431,7 +434,8 @@ async def case_events(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     deadline = asyncio.get_running_loop().time() + 600  # the browser reconnects after this
-    while asyncio.get_running_loop().time() < deadline:
+    closing = request.app[STREAMS_CLOSING]
+    while asyncio.get_running_loop().time() < deadline and not closing.is_set():
         async with request.app[DB].sessions() as session:
             rows = (
                 await session.execute(
@@ -454,7 +458,8 @@ async def case_events(request: web.Request) -> web.StreamResponse:
                 await response.write(f"id: {event.id}\ndata: {json.dumps(payload)}\n\n".encode())
             except ConnectionError:
                 return response  # the page was closed: nothing to clean up
-        await asyncio.sleep(0.5)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing.wait(), STREAM_POLL_S)  # the next look, or shutdown
     return response
 
 
@@ -869,4 +874,12 @@ async def api_docs(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[THROTTLE] = LoginThrottle()
+    app[STREAMS_CLOSING] = asyncio.Event()
+    app.on_shutdown.append(_close_streams)
     app.router.add_routes(routes)
+
+
+async def _close_streams(app: web.Application) -> None:
+    # Before the server waits for its handlers: a live timeline must end by itself, not be cancelled
+    # in the middle of a database read (whose thread would then answer a loop already closed).
+    app[STREAMS_CLOSING].set()
