@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from responder.api.keys import DB
 from responder.app import build_app
 from responder.oncall.config import load_schedules
 from responder.oncall.roster import Roster
 from responder.settings import ConfigFile, Settings, load_settings
 from responder.simulator import PhoneSimulator
+from responder.simulator.state import WAIT_S as WAIT_S
 from responder.store.db import Database
 from responder.store.migrate import upgrade
 from responder.tools import signed_headers
@@ -33,6 +40,9 @@ API_TOKEN = "test-api-token"
 SOCIAL_SECRET = "whsec_" + "c29jaWFsLWV4YW1wbGUtc2VjcmV0LWZvci10ZXN0cw=="
 FORUM_SECRET = "whsec_" + "Zm9ydW0tZXhhbXBsZS1zZWNyZXQtZm9yLXRlc3Rz"
 SERVICE_NUMBER = "+15005550006"
+# WAIT_S (30 s, imported above; also the simulator's default for expect_*) bounds a wait for something
+# that must happen: only a broken run reaches it. Behaviour tests prove on the case's timeline what
+# caused a page, never how fast it came; speed is measured in bench/ (docs/BENCHMARKS.md).
 
 
 def sample(name: str, **changes: Any) -> dict[str, Any]:
@@ -40,6 +50,32 @@ def sample(name: str, **changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((SAMPLES / name).read_text())
     data.update(changes)
     return data
+
+
+def events(case: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The case's timeline events of one type, oldest first."""
+    return [e for e in case["timeline"] if e["type"] == kind]
+
+
+def at(stamp: str) -> datetime:
+    """A timestamp of the case API (ISO 8601, UTC)."""
+    return datetime.fromisoformat(stamp)
+
+
+def due(case: dict[str, Any], minutes: float, time_scale: float) -> datetime:
+    """When something `minutes` of playbook time after the alert falls due on the service's clock."""
+    return at(case["received_at"]) + timedelta(seconds=minutes * 60 * time_scale)
+
+
+def edited_playbooks(tmp_path: Path, old: str, new: str, name: str = "imminent-risk.yaml") -> Path:
+    """A copy of playbooks/ in which `old` (found exactly once in playbook `name`) is replaced by `new`."""
+    playbooks = tmp_path / "playbooks"
+    shutil.copytree(ROOT / "playbooks", playbooks)
+    path = playbooks / name
+    text = path.read_text()
+    assert text.count(old) == 1, (old, name)
+    path.write_text(text.replace(old, new))
+    return playbooks
 
 
 def environment(db_url: str, public_url: str, api_base: str, **extra: str) -> dict[str, str]:
@@ -84,6 +120,8 @@ class Service:
     runner: web.AppRunner | None = None
     sock: socket.socket | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The tasks of the requests being handled now (see stop_service).
+    handling: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def post_alert(
         self,
@@ -136,7 +174,21 @@ async def start_service(
         await upgrade(db)
         await db.close()
     sim.sms_webhook_url = f"{url}/twilio/sms"
-    runner = web.AppRunner(build_app(settings), access_log=None, shutdown_timeout=1.0)
+    handling: set[asyncio.Task[Any]] = set()
+
+    @web.middleware
+    async def note_task(request: web.Request, handler: Handler) -> web.StreamResponse:
+        task = asyncio.current_task()
+        assert task is not None
+        handling.add(task)
+        try:
+            return await handler(request)
+        finally:
+            handling.discard(task)
+
+    app = build_app(settings)
+    app.middlewares.insert(0, note_task)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     try:
         await runner.setup()
         await web.SockSite(runner, sock).start()
@@ -144,13 +196,22 @@ async def start_service(
         await runner.cleanup()
         sock.close()
         raise
-    return Service(url, sim, settings, http, runner, sock, extra)
+    return Service(url, sim, settings, http, runner, sock, extra, handling)
 
 
 async def stop_service(service: Service) -> None:
     if service.runner is not None:
-        await service.runner.cleanup()
-        service.runner = None
+        runner, service.runner = service.runner, None
+        await runner.cleanup()
+        # aiohttp forgets the task of a request whose client has gone, and cleanup() leaves it running:
+        # the live timeline (GET /cases/{id}/events) then polls the database until it can write. End
+        # such requests while the event loop still runs, or a SQLite thread of theirs outlives the loop.
+        left = [task for task in service.handling if not task.done()]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+        if left:
+            await runner.app[DB].close()  # the connection they opened after the app's own close
 
 
 def new_alert_id() -> str:
@@ -174,6 +235,49 @@ async def patient_phones() -> AsyncIterator[PhoneSimulator]:
         yield simulator
     finally:
         await simulator.stop()
+
+
+class ServiceLog:
+    """The log events of the services running in this process, to wait on one: for what the service
+    does that neither a phone nor the API shows (a refused schedule file)."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, _: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        """A structlog processor: note the event and pass it on unchanged."""
+        self.entries.append(dict(event_dict))
+        self._changed.set()
+        return event_dict
+
+    async def expect(self, event: str, after: int = 0, timeout_s: float = WAIT_S) -> dict[str, Any]:
+        """The first entry named `event` from index `after` on, waiting for it if it is not there yet."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    found = next((e for e in self.entries[after:] if e.get("event") == event), None)
+                    if found is not None:
+                        return found
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            seen = [e.get("event") for e in self.entries[after:]]
+            raise AssertionError(f"no {event!r} logged within {timeout_s}s; logged: {seen}") from None
+
+
+@contextmanager
+def service_log() -> Iterator[ServiceLog]:
+    """Note every structlog event (of the in-process services) while the block runs."""
+    log = ServiceLog()
+    processors = structlog.get_config()["processors"]
+    processors.insert(0, log)  # the list itself: bound loggers hold it
+    structlog.configure(processors=processors)
+    try:
+        yield log
+    finally:
+        processors.remove(log)
+        structlog.configure(processors=processors)
 
 
 def shipped_roster() -> Roster:

@@ -4,10 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import aiohttp
+import pytest
 from twilio.request_validator import RequestValidator
 
-from tests.harness import AUTH_TOKEN, Service, new_alert_id, sample
+from responder.simulator import Behaviour, PhoneSimulator
+from tests.harness import (
+    AUTH_TOKEN,
+    Service,
+    at,
+    due,
+    edited_playbooks,
+    events,
+    new_alert_id,
+    sample,
+    start_service,
+    stop_service,
+)
+
+SCALE = 0.01  # tests/harness.py runs the service at 1/100 speed: a playbook minute is 0.6 s
+
+
+@pytest.fixture
+async def real_time(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
+    """The service at production speed: the voice step is a minute after the SMS, longer than any wait
+    here, so a call in the test came from what the test did, not from the playbook's clock."""
+    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
+    yield running
+    await stop_service(running)
 
 
 async def open_case(service: Service) -> tuple[str, str]:
@@ -49,27 +76,47 @@ async def test_ack_with_a_code_picks_that_case(service: Service) -> None:
     assert (await service.case(second_id))["accepted_by"]["id"] == "ana"
 
 
-async def test_no_page_goes_out_after_the_accept(service: Service) -> None:
-    case_id, _ = await open_case(service)
-    await service.phone_of("ana").send_sms("ACK")
-    before = len((await service.case(case_id))["pages"])
-    # Wait past the voice step (+1m, 0.6 s here) and the backup tier (+3m, 1.8 s): nothing is paged.
-    await service.phone_of("bruno").expect_nothing(timeout_s=2.5)
-    pages = (await service.case(case_id))["pages"]
-    assert [p for p in pages if p["purpose"] == "page"] == [
-        p for p in pages[:before] if p["purpose"] == "page"
-    ]
+async def test_no_page_goes_out_after_the_accept(
+    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    # A task due at +4m, after the voice step (+1m) and the backup tier (+3m): its overdue notice is
+    # the engine acting on the case after both steps were due.
+    playbooks = edited_playbooks(
+        tmp_path, "tasks:\n", "tasks:\n  - {id: checkpoint, title: Checkpoint, due: 4m}\n"
+    )
+    service = await start_service(db_url, sim, http, RESPONDER_PLAYBOOKS_DIR=str(playbooks))
+    try:
+        case_id, _ = await open_case(service)
+        await service.phone_of("ana").send_sms("ACK")
+        case = await service.case(case_id)
+        assert case["status"] == "acknowledged"
+        before = [p for p in case["pages"] if p["purpose"] == "page"]
+        await service.phone_of("ana").expect_sms(contains="tâche en retard : Checkpoint")
+        case = await service.case(case_id)
+        checkpoint = next(e for e in events(case, "task_overdue") if e["detail"]["task"] == "checkpoint")
+        assert at(checkpoint["at"]) >= due(case, 4, SCALE)
+        # Every step was due before that notice, and none paged anyone after the accept.
+        assert [p for p in case["pages"] if p["purpose"] == "page"] == before
+        assert service.phone_of("bruno").messages == [] and service.phone_of("bruno").calls == []
+    finally:
+        await stop_service(service)
 
 
-async def test_no_by_sms_pages_the_next_step_at_once_and_skips_the_passer(service: Service) -> None:
-    case_id, _ = await open_case(service)
-    replies = await service.phone_of("ana").send_sms("NO")
+async def test_no_by_sms_pages_the_next_step_at_once_and_skips_the_passer(real_time: Service) -> None:
+    case_id, _ = await open_case(real_time)
+    replies = await real_time.phone_of("ana").send_sms("NO")
     assert any("passé" in reply for reply in replies)
-    call = await service.phone_of("ines").expect_call(timeout_s=0.5)  # the voice step, now: not at +1m
-    assert call is not None
-    await service.phone_of("ana").expect_no_call(timeout_s=0.5)
-    case = await service.case(case_id)
-    assert "page_passed" in [e["type"] for e in case["timeline"]]
+    await real_time.phone_of("ines").expect_call()  # the voice step, now: not at +1m
+    case = await real_time.case(case_id)
+    passed = events(case, "page_passed")
+    assert [(e["actor"], e["detail"]["via"]) for e in passed] == [("person:ana", "sms")]
+    advanced = events(case, "escalation_advanced")[0]
+    assert advanced["detail"]["page"] == passed[0]["detail"]["page"]
+    voice = next(e for e in events(case, "step_fired") if e["detail"]["step"] == 1)
+    assert at(advanced["at"]) <= at(voice["at"]) < due(case, 1, 1.0)
+    # The step fired without Ana, in one transaction with its pages: she is never called for it.
+    assert voice["detail"]["people"] == ["ines"]
+    assert [p for p in case["pages"] if p["person"]["id"] == "ana" and p["channel"] == "voice"] == []
 
 
 async def test_unknown_number_gets_nothing_and_changes_nothing(service: Service) -> None:
@@ -100,43 +147,47 @@ async def test_one_time_link_accepts_once(service: Service) -> None:
     assert (case["accepted_by"]["id"], case["accepted_via"]) == ("ana", "link")
 
 
-async def test_forged_twilio_callbacks_get_403_and_change_nothing(service: Service) -> None:
-    case_id, _ = await open_case(service)
-    phone = service.settings.person("ana")
+async def test_forged_twilio_callbacks_get_403_and_change_nothing(real_time: Service) -> None:
+    # At production speed no step of the playbook comes within the test: any change would be a forgery's.
+    case_id, _ = await open_case(real_time)
+    phone = real_time.settings.person("ana")
     assert phone is not None
-    sms_url = f"{service.url}/twilio/sms"
+    sms_url = f"{real_time.url}/twilio/sms"
     form = {"From": phone.phone, "To": "+15005550006", "Body": "ACK", "MessageSid": "SM" + "f" * 32}
     wrong = RequestValidator("not-the-token").compute_signature(sms_url, form)
     for headers in ({}, {"X-Twilio-Signature": wrong}):
-        async with service.http.post(sms_url, data=form, headers=headers) as response:
+        async with real_time.http.post(sms_url, data=form, headers=headers) as response:
             assert response.status == 403
-    page = next(p for p in (await service.case(case_id))["pages"] if p["person"]["id"] == "ana")
-    status_url = f"{service.url}/twilio/status/{page['id']}"
+    page = next(p for p in (await real_time.case(case_id))["pages"] if p["person"]["id"] == "ana")
+    status_url = f"{real_time.url}/twilio/status/{page['id']}"
     failed = {"MessageSid": "SM" + "e" * 32, "MessageStatus": "undelivered", "ErrorCode": "30003"}
-    async with service.http.post(status_url, data=failed, headers={"X-Twilio-Signature": wrong}) as response:
+    async with real_time.http.post(
+        status_url, data=failed, headers={"X-Twilio-Signature": wrong}
+    ) as response:
         assert response.status == 403
     # Signed with the real token but for another URL (replayed elsewhere): refused too.
     elsewhere = RequestValidator(AUTH_TOKEN).compute_signature(sms_url, failed)
-    async with service.http.post(
+    async with real_time.http.post(
         status_url, data=failed, headers={"X-Twilio-Signature": elsewhere}
     ) as response:
         assert response.status == 403
-    case = await service.case(case_id)
+    case = await real_time.case(case_id)
     assert case["status"] == "open"
     assert "page_failed" not in [e["type"] for e in case["timeline"]]
 
 
-async def test_undelivered_sms_moves_the_chain_on_at_once(service: Service) -> None:
-    from responder.simulator import Behaviour
-
-    service.phone_of("ana").behaviour = Behaviour(sms="undelivered", sms_error_code=30003)
-    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+async def test_undelivered_sms_moves_the_chain_on_at_once(real_time: Service) -> None:
+    real_time.phone_of("ana").behaviour = Behaviour(sms="undelivered", sms_error_code=30003)
+    status, body = await real_time.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
     assert status == 202
-    # The failure is news: the voice step comes at once, not at +1m.
-    await service.phone_of("ana").expect_call(timeout_s=0.5)
-    case = await service.case(body["case_id"])
-    failed = [e for e in case["timeline"] if e["type"] == "page_failed"]
+    # The failure is news: Ana is called at once, not at the voice step (+1m).
+    await real_time.phone_of("ana").expect_call()
+    case = await real_time.case(body["case_id"])
+    failed = events(case, "page_failed")
     assert failed and failed[0]["detail"]["error_code"] == 30003
+    call = next(p for p in case["pages"] if p["person"]["id"] == "ana" and p["channel"] == "voice")
+    assert [e["detail"]["page"] for e in events(case, "channel_failover")] == [failed[0]["detail"]["page"]]
+    assert call["step"] == 0 and at(call["created_at"]) < due(case, 1, 1.0)
 
 
 async def test_two_accepts_at_the_same_moment_exactly_one_wins(service: Service) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from responder.simulator import PhoneSimulator
 from responder.store.db import Database
-from tests.harness import API_TOKEN, ROOT, Service, new_alert_id, sample, start_service, stop_service
+from tests.harness import API_TOKEN, ROOT, WAIT_S, Service, new_alert_id, sample, start_service, stop_service
 from tests.web import PASSWORD, create_users
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -103,7 +103,7 @@ async def test_the_timeline_updates_live_in_the_browser(service: Service, chromi
     await log_in(page, service.url, "ana")
     await page.wait_for_selector("#timeline")
     await service.phone_of("ines").send_sms("ACK")  # Ines accepts by SMS while Ana has the page open
-    await page.wait_for_selector("#timeline >> text=case accepted", timeout=5000)
+    await page.wait_for_selector("#timeline >> text=case accepted", timeout=WAIT_S * 1000)
     assert await page.text_content("#status") == "acknowledged"
     await page.close()
 

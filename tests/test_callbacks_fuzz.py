@@ -6,10 +6,10 @@ flake); change SEED to explore further."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import string
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
-from responder.simulator import PhoneSimulator
-from tests.harness import AUTH_TOKEN, Service, new_alert_id, sample, start_service, stop_service
+from responder.simulator import PhoneSimulator, SimMessage
+from tests.harness import AUTH_TOKEN, WAIT_S, Service, new_alert_id, sample, start_service, stop_service
 
 SEED = 20261128
 SECONDARY = "secondary-token-for-rotation-0001"
@@ -122,15 +122,24 @@ def signed(service: Service, path: str, form: dict[str, str], token: str = AUTH_
     return RequestValidator(token).compute_signature(f"{service.url}{path}", form)
 
 
+def message_of(sim: PhoneSimulator, page_id: str) -> SimMessage | None:
+    """The SMS the simulator carries for a page (its status callback names the page)."""
+    url = f"/twilio/status/{page_id}"
+    return next((m for m in sim.messages.values() if (m.status_callback or "").endswith(url)), None)
+
+
 async def snapshot(service: Service, case_id: str) -> dict[str, Any]:
-    """The case once its first SMS are delivered and Twilio has nothing more to say."""
-    for _ in range(100):
-        case = await service.case(case_id)
-        delivered = [e for e in case["timeline"] if e["type"] == "page_delivered"]
-        if case["pages"] and len(delivered) == len(case["pages"]):
-            return case
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"pages never settled: {case['pages']}")
+    """The case once its first SMS are delivered and Twilio has nothing more to say: the service has
+    answered the `delivered` callback of every one."""
+    pages = (await service.case(case_id))["pages"]
+    assert pages
+    for page in pages:
+        message = await service.sim.changes.wait_for(partial(message_of, service.sim, page["id"]), WAIT_S)
+        assert message is not None, page
+        await service.sim.phone(message.to).expect_reported(message, "delivered")
+    case = await service.case(case_id)
+    assert len([e for e in case["timeline"] if e["type"] == "page_delivered"]) == len(case["pages"])
+    return case
 
 
 async def test_unsigned_and_missigned_callbacks_get_403_and_change_nothing(service: Service) -> None:

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,12 @@ from tests.harness import (
     API_TOKEN,
     ROOT,
     Service,
+    ServiceLog,
     environment,
+    events,
     new_alert_id,
     sample,
+    service_log,
     start_service,
     stop_service,
 )
@@ -40,6 +43,12 @@ def schedules(tmp_path: Path) -> Path:
     directory = tmp_path / "schedules"
     shutil.copytree(ROOT / "config" / "schedules", directory)
     return directory
+
+
+@pytest.fixture
+def log() -> Iterator[ServiceLog]:
+    with service_log() as noted:
+        yield noted
 
 
 @pytest.fixture
@@ -68,6 +77,16 @@ def iso(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+async def paged_at_step_0(service: Service) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Post a Paris alert; return the case and its step-0 `step_fired` once Ines has her SMS."""
+    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    case = await service.case(body["case_id"])
+    await service.phone_of("ines").expect_sms(contains=case["ref"])  # the investigator, always paged
+    case = await service.case(body["case_id"])
+    return case, next(e for e in events(case, "step_fired") if e["detail"]["step"] == 0)
+
+
 async def test_an_override_pages_the_replacement_from_the_moment_it_starts(service: Service) -> None:
     start = datetime.now(UTC) + timedelta(seconds=1.5)
     status, made = await post_override(
@@ -81,16 +100,21 @@ async def test_an_override_pages_the_replacement_from_the_moment_it_starts(servi
         },
     )
     assert status == 201, made
-    # Before the window: Ana (Paris primary) is paged for a Paris alert.
-    status, _ = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
-    assert status == 202
-    await service.phone_of("ana").expect_sms(contains="ACK")
-    await asyncio.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()) + 0.1)
-    # In the window: the same alert pages Bruno, not Ana.
-    status, _ = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
-    assert status == 202
-    await service.phone_of("bruno").expect_sms(contains="ACK")
-    await service.phone_of("ana").expect_no_sms("ACK", timeout_s=0.3)
+    for moment, person in ((start - timedelta(seconds=1), "ana"), (start, "bruno")):
+        _, who = await get(service, "/v1/oncall", role="negotiator", region="FR-75", at=iso(moment))
+        assert who["on_call"][0]["person"] == person, (moment, who)
+    # A step pages whoever is on call when it fires: before the window Ana (the Paris primary), unless
+    # the machine was so slow that the window had begun.
+    case, fired = await paged_at_step_0(service)
+    expected = "ana" if datetime.fromisoformat(fired["at"]) < start else "bruno"
+    assert fired["detail"]["people"] == ["ines", expected]
+    await service.phone_of(expected).expect_sms(contains=case["ref"])
+    # In the window: the same alert pages Bruno, and not Ana (the step fired with its page rows).
+    await asyncio.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()))  # the clock, no event
+    case, fired = await paged_at_step_0(service)
+    assert fired["detail"]["people"] == ["ines", "bruno"]
+    await service.phone_of("bruno").expect_sms(contains=case["ref"])
+    assert "ana" not in [p["person"]["id"] for p in case["pages"]]
 
     status, who = await get(service, "/v1/oncall", role="negotiator", region="FR-75")
     assert status == 200
@@ -159,22 +183,26 @@ async def test_schedule_api_needs_the_token_and_known_ids(service: Service) -> N
         assert answer.status == 403
 
 
-async def test_schedule_files_reload_without_a_restart(service: Service, schedules: Path) -> None:
+async def test_schedule_files_reload_without_a_restart(
+    log: ServiceLog, service: Service, schedules: Path
+) -> None:
     path = schedules / "negotiators-paris.yaml"
     path.write_text(path.read_text().replace("people: [ana]", "people: [lee]"))
-    for _ in range(50):
-        _, who = await get(service, "/v1/oncall", role="negotiator", region="FR-75")
-        if who["on_call"][0]["person"] == "lee":
-            break
-        await asyncio.sleep(0.1)
+    await log.expect("schedules_reloaded")
+    _, who = await get(service, "/v1/oncall", role="negotiator", region="FR-75")
     assert who["on_call"][0]["person"] == "lee"
     _, schedule = await get(service, "/v1/schedules/negotiators-paris")
     assert [e["type"] for e in schedule["timeline"]] == ["schedule_reloaded"]
     # A broken edit is refused: the schedules in force stay.
+    seen = len(log.entries)
     path.write_text(path.read_text().replace("people: [lee]", "people: [nobody]"))
-    await asyncio.sleep(0.8)
+    refused = await log.expect("schedules_reload_refused", after=seen)
+    assert "nobody" in str(refused["problems"])
+    assert "schedules_reloaded" not in [e.get("event") for e in log.entries[seen:]]
     _, who = await get(service, "/v1/oncall", role="negotiator", region="FR-75")
     assert who["on_call"][0]["person"] == "lee"
+    _, schedule = await get(service, "/v1/schedules/negotiators-paris")
+    assert [e["type"] for e in schedule["timeline"]] == ["schedule_reloaded"]
 
 
 async def test_a_region_with_nobody_on_call_pages_the_default_team_and_tells_the_manager(
@@ -302,15 +330,25 @@ async def test_the_incoming_person_gets_a_hand_off_sms_once(
         db_url, sim, http, RESPONDER_SCHEDULES_DIR=str(schedules), RESPONDER_SWEEP_INTERVAL_S="0.2"
     )
     try:
-        start = datetime.now(UTC) + timedelta(seconds=1)
+        # A turn is texted when a beat sees it start, so it must start after it was made: 2 s ahead.
+        start = datetime.now(UTC) + timedelta(seconds=2)
         status, _ = await post_override(
             service, {"person": "bruno", "start": iso(start), "end": iso(start + timedelta(hours=3))}
         )
         assert status == 201
-        bruno = service.phone_of("bruno")
-        sms = await bruno.expect_sms(contains="d'astreinte", timeout_s=5)  # Bruno reads French first
+        # Lee takes over a second later (until after Bruno's end: Bruno's turn never starts again).
+        later = start + timedelta(seconds=1)
+        status, _ = await post_override(
+            service, {"person": "lee", "start": iso(later), "end": iso(later + timedelta(hours=4))}
+        )
+        assert status == 201
+        bruno, lee = service.phone_of("bruno"), service.phone_of("lee")
+        sms = await bruno.expect_sms(contains="d'astreinte")  # Bruno reads French first
         assert "negotiator FR-75 (primary)" in sms.body and "Europe/Paris" in sms.body
-        await bruno.expect_no_sms("astreinte", timeout_s=0.8)  # once, though every beat looks again
+        # Lee's turn starts a second after Bruno's: once Lee has his SMS, the beats after Bruno's have
+        # run too, and Bruno still has his one.
+        await lee.expect_sms(contains="you are on call")
+        assert len([m for m in bruno.messages if "astreinte" in m.body]) == 1
     finally:
         await stop_service(service)
 
@@ -329,9 +367,13 @@ async def test_a_tier_can_target_a_named_schedule(
     )
     service = await start_service(db_url, sim, http, RESPONDER_PLAYBOOKS_DIR=str(playbooks))
     try:
-        status, _ = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+        status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
         assert status == 202
-        await service.phone_of("sam").expect_sms(contains="ACK", timeout_s=3 * 60 * 0.01 + 1.5)
-        await service.phone_of("bruno").expect_no_sms("ACK", timeout_s=0.2)
+        case = await service.case(body["case_id"])
+        await service.phone_of("sam").expect_sms(contains=case["ref"])
+        case = await service.case(body["case_id"])
+        backup = next(e for e in events(case, "step_fired") if e["detail"]["tier"] == "backup-negotiator")
+        assert backup["detail"]["people"] == ["sam"]  # the step fired with its page rows: no Bruno
+        assert "bruno" not in [p["person"]["id"] for p in case["pages"]]
     finally:
         await stop_service(service)

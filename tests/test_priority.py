@@ -45,7 +45,7 @@ async def test_imminent_and_live_cases_are_paged_first(
     try:
         ines = sim.phone("+33639980001")  # the duty investigator is in the first tier of both playbooks
         for _ in range(MEDIUM + IMMINENT):
-            await ines.expect_sms(contains="ACK", timeout_s=10)
+            await ines.expect_sms(contains="ACK")
         refs = {}
         for case_id, risk in risk_of.items():
             refs[(await second.case(case_id))["ref"]] = risk

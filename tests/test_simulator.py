@@ -15,7 +15,7 @@ from twilio.rest import Client
 
 from responder.simulator import Behaviour, BehaviourError, PhoneSimulator
 from responder.simulator.signing import compute_signature
-from responder.simulator.state import Changes
+from responder.simulator.state import WAIT_S, Changes
 from responder.simulator.twiml import Gather, Say, parse_messages, parse_voice
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -87,7 +87,7 @@ class Receiver:
             return web.Response(status=204)
         return web.Response(text=reply(params), content_type="text/xml")
 
-    async def expect(self, path: str, count: int = 1, timeout_s: float = 3.0) -> list[Received]:
+    async def expect(self, path: str, count: int = 1, timeout_s: float = WAIT_S) -> list[Received]:
         """Wait until ``count`` requests reached ``path``; return them, oldest first."""
 
         def found() -> list[Received] | None:
@@ -175,6 +175,18 @@ async def test_sms_is_delivered_with_signed_status_callbacks(
     }
     fetched = await client.messages(created.sid).fetch_async()
     assert (fetched.status, fetched.body) == ("delivered", "ALERT K7Q2: reply ACK K7Q2")
+    await sim.phone(ALICE).expect_reported(received, "delivered")  # the receiver answered it (204)
+    assert received.reported == ["sent", "delivered"]
+
+
+async def test_a_message_without_a_status_callback_reports_nothing(
+    sim: PhoneSimulator, client: Client
+) -> None:
+    await client.messages.create_async(to=ALICE, from_=SERVICE_NUMBER, body="hand-off")
+    message = await sim.phone(ALICE).expect_sms(contains="hand-off")
+    with pytest.raises(AssertionError, match="no answered 'delivered' callback"):
+        await sim.phone(ALICE).expect_reported(message, "delivered", timeout_s=0.05)
+    assert message.reported == []
 
 
 async def test_undelivered_sms_reports_its_error_code(
@@ -247,6 +259,8 @@ async def test_answered_call_hears_the_prompt_presses_1_and_completes(
     assert progress[-1].params["CallDuration"] == "0"
     assert call.said[-1] == "You pressed 1." and call.errors == []
     assert call.statuses == ["queued", "initiated", "ringing", "in-progress", "completed"]
+    await call.expect_reported("completed")
+    assert call.reported == ["initiated", "ringing", "in-progress", "completed"]
     fetched = await client.calls(call.sid).fetch_async()
     assert (fetched.status, fetched.duration) == ("completed", "0")
 

@@ -20,6 +20,7 @@ from responder.simulator import PhoneSimulator
 from responder.store.db import Database
 from tests.harness import (
     API_TOKEN,
+    WAIT_S,
     Service,
     environment,
     new_alert_id,
@@ -187,12 +188,12 @@ async def test_the_timeline_updates_live(service: Service, browser: Browser) -> 
     await browser.login("ana")
     async with browser.http.get(f"{service.url}/cases/{case_id}/events?after=0") as stream:
         assert stream.headers["Content-Type"].startswith("text/event-stream")
-        first = await asyncio.wait_for(stream.content.readline(), 5)
+        first = await asyncio.wait_for(stream.content.readline(), WAIT_S)
         assert first.startswith(b"id: ")
         await service.phone_of("ana").send_sms("ACK")
         seen = b""
         while b"case_accepted" not in seen:
-            seen += await asyncio.wait_for(stream.content.readline(), 5)
+            seen += await asyncio.wait_for(stream.content.readline(), WAIT_S)
         assert b'"status": "acknowledged"' in seen
 
 

@@ -76,6 +76,7 @@ class CallRun:
         if setup.status_callback is None:
             return
         params = self._call_params()
+        status = self._call.status
         params += [
             ("SequenceNumber", str(next(self._sequence))),
             ("Timestamp", rfc2822(utc_now()) or ""),
@@ -88,6 +89,8 @@ class CallRun:
         except WebhookError as exc:
             self._call.errors.append(str(exc))
             log.warning("sim_call_callback_failed", call_sid=self._call.sid, error=str(exc))
+            return
+        self._call.note_reported(status)
 
     def _call_params(self) -> Params:
         call = self._call

@@ -20,7 +20,7 @@ async def deliver_message(carrier: Carrier, message: SimMessage, phone: Phone, b
     await carrier.step()
     message.set_status("sent")
     if behaviour.callbacks:
-        await _report_status(carrier, message)
+        await _report_status(carrier, message, phone)
     await carrier.step()
     if behaviour.sms == "deliver":
         message.set_status("delivered")
@@ -30,7 +30,7 @@ async def deliver_message(carrier: Carrier, message: SimMessage, phone: Phone, b
     # The handset has it (or not) before Twilio learns so and calls back.
     phone.add_message(message)
     if behaviour.callbacks:
-        await _report_status(carrier, message)
+        await _report_status(carrier, message, phone)
 
 
 async def post_inbound_sms(carrier: Carrier, message: SimMessage, webhook_url: str) -> list[str]:
@@ -58,17 +58,18 @@ async def post_inbound_sms(carrier: Carrier, message: SimMessage, webhook_url: s
         raise WebhookError(f"POST {webhook_url} answered invalid TwiML: {exc}") from exc
 
 
-async def _report_status(carrier: Carrier, message: SimMessage) -> None:
+async def _report_status(carrier: Carrier, message: SimMessage, phone: Phone) -> None:
     if message.status_callback is None:
         return
+    status = message.status
     params = [
         ("MessageSid", message.sid),
         ("SmsSid", message.sid),
         ("AccountSid", carrier.account_sid),
         ("From", message.from_),
         ("To", message.to),
-        ("MessageStatus", message.status),
-        ("SmsStatus", message.status),
+        ("MessageStatus", status),
+        ("SmsStatus", status),
         ("ApiVersion", API_VERSION),
     ]
     if message.error_code is not None:
@@ -78,3 +79,5 @@ async def _report_status(carrier: Carrier, message: SimMessage) -> None:
     except WebhookError as exc:
         message.errors.append(str(exc))
         log.warning("sim_status_callback_failed", message_sid=message.sid, error=str(exc))
+        return
+    phone.note_reported(message, status)

@@ -14,6 +14,9 @@ T = TypeVar("T")
 
 # Statuses after which a call never changes again.
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+# How long an expect_* waits by default for something that must happen. It only bounds a run where it
+# never happens: on a busy machine things come late, and a short wait would turn that into a failure.
+WAIT_S = 30.0
 
 
 def utc_now() -> datetime:
@@ -65,6 +68,8 @@ class SimMessage:
     received_at: datetime | None = None
     errors: list[str] = field(default_factory=list)
     consumed: bool = False
+    # The statuses whose callback the service answered with a 2xx, in order (see Phone.expect_reported).
+    reported: list[str] = field(default_factory=list)
 
     def set_status(self, status: str) -> None:
         """Move the message to ``status``, stamping the times Twilio reports."""
@@ -112,6 +117,8 @@ class SimCall:
     start_time: datetime | None = None
     end_time: datetime | None = None
     consumed: bool = False
+    # The statuses whose callback the service answered with a 2xx, in order (see expect_reported).
+    reported: list[str] = field(default_factory=list)
     _gathers_opened: int = field(default=0, init=False, repr=False)
     _digits: asyncio.Future[str] | None = field(default=None, init=False, repr=False)
 
@@ -135,6 +142,21 @@ class SimCall:
             self.end_time = self.updated_at
         self.changes.notify()
 
+    def note_reported(self, status: str) -> None:
+        """Record that the service answered the status callback for ``status`` with a 2xx."""
+        self.reported.append(status)
+        self.changes.notify()
+
+    async def expect_reported(self, status: str, timeout_s: float = WAIT_S) -> None:
+        """Wait until the service has answered the callback reporting ``status``: whatever the service
+        does with that news before it answers (record it, fail over) is done by then."""
+        done = await self.changes.wait_for(lambda: True if status in self.reported else None, timeout_s)
+        if done is None:
+            raise AssertionError(
+                f"call {self.sid}: no answered {status!r} callback within {timeout_s}s "
+                f"(answered: {self.reported}): {self.describe()}"
+            )
+
     def hear(self, text: str) -> None:
         """Record a <Say> the phone heard."""
         self.said.append(text)
@@ -156,7 +178,7 @@ class SimCall:
         self.prompt = []
         self.changes.notify()
 
-    async def expect_prompt(self, timeout_s: float = 5.0) -> str:
+    async def expect_prompt(self, timeout_s: float = WAIT_S) -> str:
         """Wait until the call waits for keys; return the <Say> texts heard since the last key press."""
         ready = await self.changes.wait_for(
             lambda: True if self.waiting_for_digits or self.status in FINAL_CALL_STATUSES else None,
@@ -167,7 +189,7 @@ class SimCall:
             raise AssertionError(f"call {self.sid} {why}: {self.describe()}")
         return " ".join(self.prompt)
 
-    async def press(self, digits: str, timeout_s: float = 5.0) -> str:
+    async def press(self, digits: str, timeout_s: float = WAIT_S) -> str:
         """Press keys in the open <Gather>; return what the phone hears until the next prompt or hang-up."""
         if self.setup.outcome == "machine":
             raise AssertionError(f"call {self.sid} was answered by a machine, which presses no keys")
@@ -189,7 +211,7 @@ class SimCall:
             raise AssertionError(f"call {self.sid} did not go on after {digits!r}: {self.describe()}")
         return " ".join(self.said[heard_before:])
 
-    async def expect_status(self, status: str, timeout_s: float = 5.0) -> None:
+    async def expect_status(self, status: str, timeout_s: float = WAIT_S) -> None:
         """Wait until the call reaches (or has passed through) ``status``; fail at once if it ends without."""
         await self.changes.wait_for(
             lambda: True if status in self.statuses or self.status in FINAL_CALL_STATUSES else None,
@@ -251,7 +273,22 @@ class Phone:
         self.calls.append(call)
         self._changes.notify()
 
-    async def expect_sms(self, contains: str = "", timeout_s: float = 5.0) -> SimMessage:
+    def note_reported(self, message: SimMessage, status: str) -> None:
+        """Record that the service answered the status callback for ``status`` of ``message`` (2xx)."""
+        message.reported.append(status)
+        self._changes.notify()
+
+    async def expect_reported(self, message: SimMessage, status: str, timeout_s: float = WAIT_S) -> None:
+        """Wait until the service has answered the callback reporting ``status`` for ``message``:
+        whatever the service does with that news before it answers (record it, fail over) is done."""
+        done = await self._changes.wait_for(lambda: True if status in message.reported else None, timeout_s)
+        if done is None:
+            raise AssertionError(
+                f"{self.number}: no answered {status!r} callback for {message.sid} within {timeout_s}s "
+                f"(answered: {message.reported}, errors: {message.errors})"
+            )
+
+    async def expect_sms(self, contains: str = "", timeout_s: float = WAIT_S) -> SimMessage:
         """Wait for the next unread SMS whose body contains ``contains`` (any case); mark it read."""
         wanted = contains.casefold()
         message = await self._changes.wait_for(
@@ -266,7 +303,7 @@ class Phone:
         message.consumed = True
         return message
 
-    async def expect_call(self, timeout_s: float = 5.0) -> SimCall:
+    async def expect_call(self, timeout_s: float = WAIT_S) -> SimCall:
         """Wait for the next call to this phone not yet returned by expect_call."""
         call = await self._changes.wait_for(
             lambda: next((c for c in self.calls if not c.consumed), None), timeout_s
