@@ -122,7 +122,7 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    db = Database(app[SETTINGS].env.database_url)
+    db = Database(app[SETTINGS].env.database_url, app[SETTINGS].env.db_deadline_s)
     try:
         if not await is_up_to_date(db):
             raise ConfigError(["database schema is not up to date: run `responder db upgrade` first"])
@@ -165,7 +165,9 @@ async def _sync_roster(db: Database, settings: Settings, now: datetime) -> dict[
         await session.execute(upsert.on_conflict_do_update(index_elements=["id"], set_=changed))
         if db.is_sqlite:
             # One process owns a SQLite file: whatever it had claimed before a crash was in flight.
-            await session.execute(update(Page).where(col(Page.status) == CLAIMED).values(status=PENDING))
+            await session.execute(
+                update(Page).where(col(Page.status) == CLAIMED).values(status=PENDING, claimed_by=None)
+            )
         rows = (await session.execute(select(Integration))).scalars().all()
     return {row.name: int(row.id) for row in rows if row.id is not None}
 
@@ -248,7 +250,11 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         engine.page_failed,
         engine.wake_at,
         FloodRule(env.phone_limit, env.phone_limit_window_s, env.phone_limit_hold_s),
+        # Renewed three times per lease; long enough to outlast a Twilio request's deadline twice.
+        lease_s=max(2 * env.twilio_timeout_s, 6.0),
+        outage_notice_s=env.twilio_outage_notice_s,
     )
+    await outbox.renew_lease()  # before its first claim
     engine.integration_names = {number: name for name, number in app[INTAKE].integration_ids.items()}
     app[ENGINE] = engine
     await engine.refresh_flags()

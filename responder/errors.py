@@ -71,6 +71,14 @@ class NotReady(ResponderError):
     code = "not_ready"
 
 
+class Unavailable(ResponderError):
+    """The database did not answer in time: nothing was stored; the caller should try again soon."""
+
+    status = 503
+    code = "unavailable"
+    retry_after_s = 5
+
+
 class ConfigError(Exception):
     """Configuration or playbook that cannot be used; the message names file, line and field."""
 

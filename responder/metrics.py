@@ -66,6 +66,11 @@ PHONE_LIMITS_REACHED = Counter(
     "Times a person's phone reached the flood limit (the on-call manager is told)",
     registry=REGISTRY,
 )
+TWILIO_OUTAGE = Gauge(
+    "responder_twilio_outage",
+    "1 while this replica's requests to Twilio fail (unreachable, 5xx, 429); pages are retried meanwhile",
+    registry=REGISTRY,
+)
 RECONCILED = Counter(
     "responder_pages_reconciled",
     "Pages whose status was fetched from Twilio (a callback never came)",

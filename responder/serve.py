@@ -8,6 +8,7 @@ from http import HTTPStatus
 
 from aiohttp import web
 
+from responder.api.keys import ENGINE
 from responder.app import build_app
 from responder.errors import ConfigError
 from responder.logging import get_logger
@@ -46,6 +47,13 @@ class Runner(web.AppRunner):
         return server
 
 
+async def quiesce(app: web.Application) -> None:
+    """While the site still takes requests: claim nothing new, let the sends in flight finish and be
+    recorded, with their callbacks coming in meanwhile. Only then may the site close."""
+    idle = await app[ENGINE].quiesce()
+    log.info("service_quiesced", idle=idle)
+
+
 async def serve(settings: Settings, host: str, port: int) -> None:
     """Start, log `service_listening` once the port accepts connections, and wait for a signal."""
     runner = Runner(build_app(settings), access_log=None)
@@ -65,5 +73,6 @@ async def serve(settings: Settings, host: str, port: int) -> None:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("service_stopping")
+        await quiesce(runner.app)
     finally:
         await runner.cleanup()

@@ -46,6 +46,13 @@ class EnvSettings(BaseSettings):
     # A request to Twilio taking longer is abandoned and retried; a claim twice this old with no answer
     # recorded (its process died mid-send) is sent again.
     twilio_timeout_s: float = Field(10.0, gt=0, le=120, validation_alias="RESPONDER_TWILIO_TIMEOUT_S")
+    # Every database statement, wait for a connection or lock, and intake request as a whole must end
+    # within this; past it the answer is 503 with Retry-After (never a 2xx for an alert not stored).
+    db_deadline_s: float = Field(5.0, gt=0, le=60, validation_alias="RESPONDER_DB_DEADLINE_S")
+    # Twilio failing for longer than this is an outage the on-call managers are told about.
+    twilio_outage_notice_s: float = Field(
+        60.0, gt=0, le=3600, validation_alias="RESPONDER_TWILIO_OUTAGE_NOTICE_S"
+    )
     api_token: str = Field("", validation_alias="RESPONDER_API_TOKEN", repr=False)
     link_secret: str = Field("", validation_alias="RESPONDER_LINK_SECRET", repr=False)
     playbooks_dir: Path = Field(Path("playbooks"), validation_alias="RESPONDER_PLAYBOOKS_DIR")

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from aiohttp import EofStream, web
 from aiohttp.http_exceptions import PayloadEncodingError as PayloadError
 
-from responder.api.keys import ENGINE, INTAKE, VERIFIER
+from responder.api.keys import ENGINE, INTAKE, SETTINGS, VERIFIER
 from responder.errors import BadRequest, PayloadTooLarge, ValidationFailed
 from responder.intake.schema import parse_alert
 from responder.logging import get_logger
 from responder.metrics import ALERTS
 
 MAX_BODY_BYTES = 64 * 1024
+# The whole of intake may take this many database deadlines (a connection, then a few statements).
+INTAKE_DEADLINE_FACTOR = 2
 # The delivery's idempotency key is stored (PRODUCT.md §2: ids of at most 128 characters).
 MAX_WEBHOOK_ID = 128
 log = get_logger(__name__)
@@ -51,11 +55,18 @@ async def post_alert(request: web.Request) -> web.Response:
     integration = request.app[VERIFIER].integration_for(body, request.headers)
     webhook_id = _webhook_id(request)
     alert = parse_alert(body)
-    result = await request.app[INTAKE].receive(integration, webhook_id, alert)
+    # Each statement has its own deadline; this bounds the whole (pool waits, retries) as well. Past
+    # it the answer is 503: the platform tries again, and a repeat is recognised if it was stored.
+    async with asyncio.timeout(INTAKE_DEADLINE_FACTOR * request.app[SETTINGS].env.db_deadline_s):
+        result = await request.app[INTAKE].receive(integration, webhook_id, alert)
     structlog.contextvars.bind_contextvars(case_id=result.case_id)
     ALERTS.labels(alert.event, "duplicate" if result.duplicate else "taken").inc()
     if not result.duplicate:
-        await request.app[ENGINE].react(result.case_id, result.news)
+        try:
+            await request.app[ENGINE].react(result.case_id, result.news)
+        except Exception:
+            # Stored is stored: the answer stays 202 (a 5xx would make the platform resend a repeat).
+            log.exception("reaction_failed", news=list(result.news))
         request.app[ENGINE].kick()
     log.info(
         "alert_received",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from sqlalchemy import func, select, text
 from sqlmodel import col
@@ -20,10 +22,16 @@ async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+# A load balancer's health check waits about this long; readiness must answer within it.
+READY_DEADLINE_S = 2.0
+
+
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    db = request.app[DB]
     try:
-        async with request.app[DB].sessions() as session:
+        # A frozen database answers nothing at all: unready within a bound, not after it thaws.
+        async with asyncio.timeout(min(db.deadline_s, READY_DEADLINE_S)), db.sessions() as session:
             await session.execute(text("SELECT 1"))
     except Exception as exc:
         raise NotReady(f"database: {type(exc).__name__}") from exc

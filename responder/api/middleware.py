@@ -12,9 +12,10 @@ from http import HTTPStatus
 import structlog
 from aiohttp import web
 
-from responder.errors import ResponderError
-from responder.logging import get_logger
+from responder.errors import ResponderError, Unavailable
+from responder.logging import describe_exception, get_logger
 from responder.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from responder.store.db import is_unavailable
 
 log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -40,12 +41,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = await handler(request)
     except ResponderError as exc:
         log.info("request_refused", route=route, status=exc.status, error=exc.code)
-        if _wants_html(request):
-            response = _html_error(exc.status, _detail_text(exc), request_id)
-        else:
-            response = web.json_response(
-                {"error": exc.code, "detail": exc.detail, "request_id": request_id}, status=exc.status
-            )
+        response = _refusal(request, exc, request_id)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -60,12 +56,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             response = web.json_response(body, status=exc.status)
         if "Allow" in exc.headers:  # a 405 says which methods the resource has
             response.headers["Allow"] = exc.headers["Allow"]
-    except Exception:
-        log.exception("request_crashed", route=route)
-        if _wants_html(request):
-            response = _html_error(500, "Something went wrong on our side. Try again.", request_id)
+    except Exception as exc:
+        if is_unavailable(exc):
+            # The database did not answer in time: nothing was stored, and the caller may try again.
+            log.warning("database_unavailable", route=route, error=describe_exception(exc))
+            unavailable = Unavailable("the database did not answer in time; nothing was stored: try again")
+            response = _refusal(request, unavailable, request_id)
         else:
-            response = web.json_response({"error": "internal_error", "request_id": request_id}, status=500)
+            log.exception("request_crashed", route=route)
+            response = _crashed(request, request_id)
     response.headers["X-Request-Id"] = request_id
     HTTP_REQUESTS.labels(route, str(response.status)).inc()
     HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
@@ -111,3 +110,21 @@ def _html_error(status: int, text: str, request_id: str) -> web.Response:
         f"<p><small>request {request_id}</small></p></body></html>"
     )
     return web.Response(text=body, content_type="text/html", status=status)
+
+
+def _refusal(request: web.Request, exc: ResponderError, request_id: str) -> web.StreamResponse:
+    if _wants_html(request):
+        response = _html_error(exc.status, _detail_text(exc), request_id)
+    else:
+        response = web.json_response(
+            {"error": exc.code, "detail": exc.detail, "request_id": request_id}, status=exc.status
+        )
+    if isinstance(exc, Unavailable):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+def _crashed(request: web.Request, request_id: str) -> web.StreamResponse:
+    if _wants_html(request):
+        return _html_error(500, "Something went wrong on our side. Try again.", request_id)
+    return web.json_response({"error": "internal_error", "request_id": request_id}, status=500)

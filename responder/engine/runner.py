@@ -75,7 +75,7 @@ class Engine:
     ) -> None:
         self.db, self.plans, self.roster, self.clock = db, plans, roster, clock
         self.outbox: Outbox | None = None
-        self.waker = Waker(self.kick, sweep_interval_s, sweep=self.sweep)
+        self.waker = Waker(self.kick, sweep_interval_s, sweep=self.sweep, clock=clock)
         # Due times learnt while working. The database is read in full at start, when a timer fires
         # and on sweeps; a kick (an alert, a callback) only adds what its own tick learnt.
         self._hints: list[datetime] = []
@@ -89,7 +89,15 @@ class Engine:
     def start(self, outbox: Outbox) -> None:
         self.outbox = outbox
         self.waker.start()
+        self.waker.every("outbox-lease", outbox.lease_s / 3, outbox.keep_alive)
         self.kick()
+
+    async def quiesce(self, grace_s: float = STOP_GRACE_S) -> bool:
+        """Before the HTTP site closes: decide nothing new, claim nothing new, let the sends in flight
+        finish and be recorded (their callbacks still come in meanwhile). True when all finished."""
+        self._stopped = True
+        self.waker.shutdown()
+        return await self.outbox.quiesce(grace_s) if self.outbox is not None else True
 
     async def stop(self) -> None:
         """Let a running tick finish its transaction (cancelling one mid-way strands its connection)."""
@@ -249,11 +257,13 @@ class Engine:
             self.outbox.kick()  # pages left from before a restart, or from another replica
         elif page_due is not None:
             candidates.append(page_due)  # a retry after backoff
-        if oldest_claim is not None and self.outbox is not None:
-            stale_at = oldest_claim + timedelta(seconds=self.outbox.stale_claim_s)
-            if stale_at <= now and self.outbox is not None and await self.outbox.reclaim_stale():
+        if self.outbox is not None and oldest_claim is not None:
+            # Claims of a process that died come back once its lease runs out: look again then.
+            reclaimed, next_expiry = await self.outbox.reclaim_orphans()
+            if reclaimed:
                 self.outbox.kick()
-            candidates.append(max(stale_at, now + timedelta(seconds=1)))
+            if next_expiry is not None:
+                candidates.append(max(next_expiry, now + timedelta(seconds=0.1)))
         when = min((t for t in candidates if t is not None), default=None)
         if when is not None:
             self.waker.wake_at(when)

@@ -66,6 +66,8 @@ _SMS_LINES = {
         "their other channel is used (case {ref}). Fix the roster if the number is wrong.",
         "phone_limit": "RESPONDER: {holder}'s phone reached the flood limit ({task}). Their pages are "
         "combined, one SMS and one call every few seconds; none is dropped (case {ref}).",
+        "provider_outage": "RESPONDER: Twilio could not be reached for {task}; pages were held and are "
+        "going out now, none was dropped (case {ref}).",
         "stopped": "You will get no more SMS pages; voice pages continue. Reply START to resume.",
         "started": "SMS pages resumed.",
         "went_live": "RESPONDER case {ref}: the content is now LIVE. Open the case now.",
@@ -95,6 +97,8 @@ _SMS_LINES = {
         "phone_limit": "RESPONDER : le téléphone de {holder} a atteint la limite anti-rafale ({task}). Ses "
         "alertes sont regroupées, un SMS et un appel toutes les quelques secondes ; aucune n'est perdue "
         "(dossier {ref}).",
+        "provider_outage": "RESPONDER : Twilio était injoignable pendant {task} ; les alertes ont été "
+        "retenues et partent maintenant, aucune n'est perdue (dossier {ref}).",
         "stopped": "Vous ne recevrez plus d'alertes par SMS ; les appels continuent. Répondez START pour "
         "reprendre.",
         "started": "Alertes SMS reprises.",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, distinct, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, distinct, func, insert, or_, select, update
 from sqlalchemy import case as when
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -20,7 +20,14 @@ from sqlmodel import col
 
 from responder.clock import Clock
 from responder.logging import get_logger
-from responder.metrics import PAGES_SENT, PHONE_LIMITS_REACHED, RECONCILED, SEND_RETRIES, THROTTLED
+from responder.metrics import (
+    PAGES_SENT,
+    PHONE_LIMITS_REACHED,
+    RECONCILED,
+    SEND_RETRIES,
+    THROTTLED,
+    TWILIO_OUTAGE,
+)
 from responder.oncall.roster import Roster
 from responder.paging.failures import mark_failed
 from responder.paging.inbound import record_status
@@ -29,7 +36,7 @@ from responder.paging.messages import PageFacts, combined_sms, language_of, page
 from responder.paging.throttle import FloodRule, Outgoing, PhoneUsage, SendPlan, plan_sends
 from responder.paging.twilio_client import SendFailed, Sent, TwilioGateway
 from responder.store.db import Database
-from responder.store.models import Case, CaseEvent, Page, PhoneLimitNotice
+from responder.store.models import Case, CaseEvent, OutboxLease, Page, PhoneLimitNotice
 from responder.store.queries import (
     CLAIMED,
     INSERT_EVENT,
@@ -38,6 +45,7 @@ from responder.store.queries import (
     add_event,
     event_row,
     insert_pages,
+    new_id,
     notice_row,
     rowcount,
 )
@@ -46,10 +54,17 @@ from responder.store.types import UTCDateTime
 log = get_logger(__name__)
 
 CLAIM_BATCH = 50
-# At most this many requests to Twilio at once (Twilio's default concurrency is modest).
+# At most this many requests to Twilio at once (Twilio's default concurrency is modest). Pages are
+# claimed only as slots free up, so no claimed page waits behind others for its turn.
 MAX_IN_FLIGHT = 20
-MAX_ATTEMPTS = 5
-BACKOFF_BASE_S, BACKOFF_CAP_S = 0.5, 8.0
+# A page Twilio refuses for good fails at once; one it could not take (unreachable, 5xx, 429) is retried
+# until Twilio answers: a provider's outage is not the person's failure. The cap keeps the wait short
+# once Twilio is back.
+BACKOFF_BASE_S, BACKOFF_CAP_S = 0.5, 10.0
+# By default, Twilio failing for longer than this is an outage the on-call managers are told about.
+OUTAGE_NOTICE_AFTER_S = 60.0
+# Recording a send's result is retried this many times (the database may be briefly away).
+RECORD_TRIES = 6
 # Statuses that mean Twilio has the page but has not yet reported it out of its hands.
 UNCONFIRMED = ("queued", "accepted", "sending", "initiated")
 RECONCILE_BATCH = 100
@@ -99,15 +114,23 @@ class Outbox:
         on_failure: FailureHook,
         on_retry: Callable[[datetime], None] = lambda _: None,
         flood: FloodRule | None = None,
+        lease_s: float | None = None,
+        outage_notice_s: float = OUTAGE_NOTICE_AFTER_S,
     ) -> None:
         self.db, self.gateway, self.roster, self.links = db, gateway, roster, links
         self.flood = flood or FloodRule(0, 60, 10)
-        # A row claimed longer ago than this with no answer recorded was lost in a crash: send it again.
-        self.stale_claim_s = gateway.timeout_s * 2
+        # Claims carry their owner; the owner renews a lease on itself. Only the claims of an owner
+        # whose lease ran out (a process that died) go back to the queue: never a live one's.
+        self.owner = new_id()
+        self.lease_s = lease_s or max(2 * gateway.timeout_s, 6.0)
         self.public_url, self.clock, self.on_failure, self.on_retry = public_url, clock, on_failure, on_retry
-        self._limit = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._running = self._again = self._stopped = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # the drain loop
+        self._sending: set[asyncio.Task[None]] = set()  # one per page in flight to Twilio
+        self._slot_freed = asyncio.Event()
+        self.outage_notice = timedelta(seconds=outage_notice_s)
+        self._outage_since: datetime | None = None
+        self._outage_logged = False
 
     def kick(self) -> None:
         """Send what is due, in the background: deciding more due steps need not wait for Twilio."""
@@ -121,36 +144,160 @@ class Outbox:
         task.add_done_callback(self._tasks.discard)
 
     async def _drain(self) -> None:
+        """Claim what is due as send slots free up; each send records its own result as it comes."""
         self._running = True
         try:
             while not self._stopped:
                 self._again = False
-                await self.flush()
-                if not self._again:
-                    break
+                free = MAX_IN_FLIGHT - len(self._sending)
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await self._slot_freed.wait()
+                    continue
+                claimed = await self._claim(self.clock.now(), min(free, CLAIM_BATCH))
+                for item in claimed:
+                    self._start_send(item)
+                if len(claimed) < min(free, CLAIM_BATCH) and not self._again:
+                    break  # nothing more is due now
         except Exception:
             log.exception("outbox_flush_failed")  # the rows stay pending; the next kick or sweep sends them
         finally:
             self._running = False
 
-    async def stop(self, grace_s: float) -> None:
-        """Let sends in flight finish (their results must be recorded), then stop."""
-        self._stopped = True
-        if self._tasks:
-            _, late = await asyncio.wait(self._tasks, timeout=grace_s)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
+    def _start_send(self, claimed: Claimed) -> None:
+        task = asyncio.create_task(self._send_and_record(claimed))
+        self._sending.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._sending.discard(finished)
+            self._slot_freed.set()
+
+        task.add_done_callback(done)
+
+    async def _send_and_record(self, claimed: Claimed) -> None:
+        outcome = await self._send(claimed)
+        given_up = await self._record_retrying([outcome])
+        await self._note_provider(outcome)
+        for item, exc in given_up:
+            await self.on_failure(item.case_id, item.page_id, f"send failed: {exc.reason[:80]}", exc.code)
+
+    async def _record_retrying(self, outcomes: Sequence[Outcome]) -> list[tuple[Claimed, SendFailed]]:
+        """Twilio has answered: its answer must be written, even if the database is briefly away (else
+        the claim would stay ours and the page unconfirmed)."""
+        for attempt in range(RECORD_TRIES):
+            try:
+                return await self._record(outcomes)
+            except Exception:
+                log.exception("outbox_record_failed", attempt=attempt + 1)
+                if attempt + 1 == RECORD_TRIES or self._stopped:
+                    raise
+                await asyncio.sleep(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))  # back off, then again
+        return []
 
     async def flush(self) -> None:
-        """Claim what is due, send it concurrently, record every answer in one transaction."""
-        while claimed := await self._claim(self.clock.now()):
-            outcomes = await asyncio.gather(*(self._send(c) for c in claimed))
-            given_up = await self._record(outcomes)
-            for item, exc in given_up:
-                await self.on_failure(item.case_id, item.page_id, f"send failed: {exc.reason[:80]}", exc.code)
-            if len(claimed) < CLAIM_BATCH:
-                return
+        """Send everything due now and wait for the answers (tools and benchmarks; the service kicks)."""
+        self.kick()
+        while self._tasks or self._sending:
+            await asyncio.gather(*self._tasks, *self._sending, return_exceptions=True)
+
+    async def quiesce(self, grace_s: float) -> bool:
+        """Stop claiming; let the sends in flight finish and record their results, for up to `grace_s`.
+        True when nothing was left in flight."""
+        self._stopped = True
+        self._slot_freed.set()
+        busy = self._tasks | self._sending
+        if not busy:
+            return True
+        _, late = await asyncio.wait(busy, timeout=grace_s)
+        return not late
+
+    async def stop(self, grace_s: float) -> None:
+        """Quiesce, then cancel what is still in flight (its claim is requeued at the next start)."""
+        await self.quiesce(grace_s)
+        late = self._tasks | self._sending
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        try:
+            await self._end_lease()
+        except Exception:
+            log.exception("outbox_lease_end_failed")  # it runs out by itself
+
+    async def renew_lease(self) -> None:
+        """Say this process is alive and still owns its claims, for another `lease_s`."""
+        now = self.clock.now()
+        expires = now + timedelta(seconds=self.lease_s)
+        async with self.db.engine.begin() as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            statement = dialect.insert(OutboxLease).values(owner=self.owner, expires_at=expires)
+            await conn.execute(
+                statement.on_conflict_do_update(index_elements=["owner"], set_={"expires_at": expires})
+            )
+            # Leases of processes gone for an hour need not stay.
+            await conn.execute(
+                delete(OutboxLease).where(col(OutboxLease.expires_at) < now - timedelta(hours=1))
+            )
+
+    async def keep_alive(self) -> None:
+        """Renew the lease (a periodic job, three times per lease); a failure is logged, and the next
+        run tries again before the lease can run out."""
+        if self._stopped:
+            return
+        try:
+            await self.renew_lease()
+        except Exception:
+            log.exception("outbox_lease_renewal_failed")
+
+    async def _end_lease(self) -> None:
+        async with self.db.engine.begin() as conn:
+            await conn.execute(delete(OutboxLease).where(col(OutboxLease.owner) == self.owner))
+
+    async def reclaim_orphans(self) -> tuple[int, datetime | None]:
+        """Claims of owners whose lease ran out (they died mid-send) go back to pending: sent again,
+        never lost. A live owner's claims, however old, are left alone. Returns how many came back,
+        and when the next other owner holding claims will run out of lease (look again then)."""
+        now = self.clock.now()
+        alive = select(col(OutboxLease.owner)).where(col(OutboxLease.expires_at) > now)
+        claimers = select(col(Page.claimed_by)).where(col(Page.status) == CLAIMED)
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(
+                update(Page)
+                .where(
+                    col(Page.status) == CLAIMED,
+                    or_(col(Page.claimed_by).is_(None), col(Page.claimed_by).not_in(alive)),
+                )
+                .values(status=PENDING, claimed_by=None, updated_at=now)
+            )
+            next_expiry = (
+                await conn.execute(
+                    select(func.min(col(OutboxLease.expires_at))).where(
+                        col(OutboxLease.owner) != self.owner, col(OutboxLease.owner).in_(claimers)
+                    )
+                )
+            ).scalar()
+        return rowcount(result), next_expiry
+
+    async def _note_provider(self, outcome: Outcome) -> None:
+        """Twilio unreachable, 5xx or 429 is an outage: logged when it starts, again once it passes a
+        minute (an operator alerts on that line), and when it ends; the managers are told after."""
+        claimed, result = outcome
+        now = self.clock.now()
+        if isinstance(result, SendFailed) and _provider_trouble(result):
+            if self._outage_since is None:
+                self._outage_since, self._outage_logged = now, False
+                TWILIO_OUTAGE.set(1)
+                log.warning("twilio_outage_started", reason=result.reason[:80])
+            elif not self._outage_logged and now - self._outage_since > self.outage_notice:
+                self._outage_logged = True
+                log.error("twilio_outage_ongoing", seconds=round((now - self._outage_since).total_seconds()))
+            return
+        if isinstance(result, Sent) and self._outage_since is not None:
+            since, self._outage_since = self._outage_since, None
+            TWILIO_OUTAGE.set(0)
+            lasted_s = (now - since).total_seconds()
+            log.warning("twilio_outage_ended", seconds=round(lasted_s))
+            if now - since > self.outage_notice:
+                await self._tell_outage(claimed, since, now)
 
     async def reconcile(self, after_s: float) -> int:
         """Pages Twilio took but has said nothing more about for `after_s`: fetch their status and act
@@ -192,18 +339,32 @@ class Outbox:
                 )
         return len(rows)
 
-    async def reclaim_stale(self) -> int:
-        """Rows claimed by a process that died mid-send go back to pending (sent again, never lost)."""
-        stale = self.clock.now() - timedelta(seconds=self.stale_claim_s)
-        async with self.db.engine.begin() as conn:
-            result = await conn.execute(
-                update(Page)
-                .where(col(Page.status) == CLAIMED, col(Page.claimed_at) < stale)
-                .values(status=PENDING)
-            )
-        return int(getattr(result, "rowcount", 0) or 0)
+    async def _tell_outage(self, claimed: Claimed, since: datetime, now: datetime) -> None:
+        """The managers learn of an outage by what works again: an SMS on the case that got through."""
+        lasted = f"{round((now - since).total_seconds())}s"
+        async with self.db.transaction() as session:
+            case = await session.get(Case, claimed.case_id)
+            if case is None:
+                return
+            facts = PageFacts(case.ref, case.risk_level, case.region)
+            rows = []
+            for manager in self.roster.everyone_on_call("manager", case.region, now):
+                channel = self.roster.channel_for(manager, "sms")
+                if channel is not None:
+                    text = sms_line(
+                        "provider_outage", facts, lang=language_of(manager.languages), task=lasted
+                    )
+                    rows.append(notice_row(case.id, manager.id, text, now, channel))
+            await insert_pages(session, rows)
+            detail = {
+                "since": since.isoformat(),
+                "until": now.isoformat(),
+                "managers_told": [r["person_id"] for r in rows],
+            }
+            add_event(session, case.id, "provider_outage", "system", now, detail)
+        self.kick()
 
-    async def _claim(self, now: datetime) -> list[Claimed]:
+    async def _claim(self, now: datetime, limit: int) -> list[Claimed]:
         async with self.db.transaction() as session:
             rows = (
                 await session.execute(
@@ -212,7 +373,7 @@ class Outbox:
                     .where(col(Page.status) == PENDING, col(Page.not_before) <= now)
                     .where(or_(col(Page.purpose) == "notice", col(Case.status) == OPEN))
                     .order_by(col(Case.priority), col(Page.created_at))
-                    .limit(CLAIM_BATCH)
+                    .limit(limit)
                     .with_for_update(skip_locked=True, of=Page)
                 )
             ).all()
@@ -227,6 +388,7 @@ class Outbox:
 
     def _claim_row(self, page: Page, case: Case, now: datetime, carried_by: str | None = None) -> Claimed:
         page.status, page.claimed_at, page.updated_at, page.carried_by = CLAIMED, now, now, carried_by
+        page.claimed_by = self.owner
         page.attempts += 1
         page.body = page.body or self._render(page, case, now)
         return Claimed(page.id, case.id, page.person_id, page.channel, page.purpose, page.body, page.attempts)
@@ -329,26 +491,23 @@ class Outbox:
         callback = f"{self.public_url}/twilio/status/{claimed.page_id}"
         if claimed.riders:
             callback += "?carries=1"  # the callback handler applies each status to the riders as well
-        async with self._limit:
-            try:
-                if person is None:
-                    raise SendFailed(
-                        "person no longer in the roster", status=None, code=None, retryable=False
-                    )
-                if claimed.channel not in self.roster.usable_channels(person):
-                    # Flagged since the row was written (STOP, a refused number): do not send.
-                    raise SendFailed(
-                        f"{claimed.channel} flagged unusable for this person",
-                        status=None,
-                        code=None,
-                        retryable=False,
-                    )
-                if claimed.channel == "voice":
-                    twiml_url = f"{self.public_url}/twilio/voice/{claimed.page_id}"
-                    return claimed, await self.gateway.place_call(person.phone, twiml_url, callback)
-                return claimed, await self.gateway.send_sms(person.phone, claimed.body, callback)
-            except SendFailed as exc:
-                return claimed, exc
+        try:
+            if person is None:
+                raise SendFailed("person no longer in the roster", status=None, code=None, retryable=False)
+            if claimed.channel not in self.roster.usable_channels(person):
+                # Flagged since the row was written (STOP, a refused number): do not send.
+                raise SendFailed(
+                    f"{claimed.channel} flagged unusable for this person",
+                    status=None,
+                    code=None,
+                    retryable=False,
+                )
+            if claimed.channel == "voice":
+                twiml_url = f"{self.public_url}/twilio/voice/{claimed.page_id}"
+                return claimed, await self.gateway.place_call(person.phone, twiml_url, callback)
+            return claimed, await self.gateway.send_sms(person.phone, claimed.body, callback)
+        except SendFailed as exc:
+            return claimed, exc
 
     async def _record(self, outcomes: Sequence[Outcome]) -> list[tuple[Claimed, SendFailed]]:
         """Write every send's result; returns the pages given up on (the chain must move on)."""
@@ -396,13 +555,14 @@ async def _mark_failed(
 ) -> datetime | None:
     """Retry with backoff and jitter when Twilio may take it later (returns when); otherwise the page
     has failed (FAILED_FOR_GOOD). None when the row was no longer ours to mark."""
-    retry = exc.retryable and claimed.attempts < MAX_ATTEMPTS
+    retry = exc.retryable  # until Twilio answers: the chain moves on by its own timers meanwhile
     delay_s = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (claimed.attempts - 1)) * random.uniform(0.5, 1.0)
     result = await conn.execute(
         update(Page)
         .where(col(Page.id) == claimed.page_id, col(Page.status) == CLAIMED)
         .values(
             status=PENDING if retry else "failed",
+            claimed_by=None,
             updated_at=now,
             error_code=exc.code,
             error_message=exc.reason[:400],
@@ -460,3 +620,8 @@ async def _phone_usage(
         if last_at is not None:  # max() keeps the column's UTC type
             last.setdefault(person_id, {})[channel] = last_at
     return {person_id: PhoneUsage(sent[person_id], last[person_id]) for person_id in sent}
+
+
+def _provider_trouble(failure: SendFailed) -> bool:
+    """Twilio itself could not take the request (as opposed to refusing this page for good)."""
+    return failure.retryable and (failure.status is None or failure.status == 429 or failure.status >= 500)

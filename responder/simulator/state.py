@@ -245,6 +245,7 @@ class Phone:
         self._changes = changes
         self._behaviour = Behaviour()
         self._api_errors_left = 0
+        self.api_errors_given = 0  # create requests to this phone refused by api_error, so far
 
     @property
     def behaviour(self) -> Behaviour:
@@ -260,7 +261,19 @@ class Phone:
         if self._api_errors_left <= 0 or self._behaviour.api_error is None:
             return None
         self._api_errors_left -= 1
+        self.api_errors_given += 1
+        self._changes.notify()
         return self._behaviour.api_error
+
+    async def expect_api_errors(self, count: int, timeout_s: float = 30.0) -> None:
+        """Wait until `count` create requests to this phone have been refused by its api_error."""
+        done = await self._changes.wait_for(
+            lambda: True if self.api_errors_given >= count else None, timeout_s
+        )
+        if done is None:
+            raise AssertionError(
+                f"{self.number}: {self.api_errors_given} of {count} API errors in {timeout_s}s"
+            )
 
     def add_message(self, message: SimMessage) -> None:
         """File a message addressed to this phone, once it is final (delivered or not)."""

@@ -7,21 +7,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-# How long a SQLite writer waits for another to finish before giving up (milliseconds).
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-# How long a transaction waits for the single SQLite connection before failing (seconds).
-SQLITE_POOL_TIMEOUT_S = 30.0
+# The default bound on any database wait: a statement, a lock, a connection from the pool (seconds).
+# A service that waits longer answers 503 instead (a platform retries; a 2xx means "stored").
+DEFAULT_DEADLINE_S = 5.0
 
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, deadline_s: float = DEFAULT_DEADLINE_S) -> AsyncEngine:
     """An async engine; on SQLite every transaction takes the write lock up front (BEGIN IMMEDIATE).
 
     Deferred SQLite transactions that read, then write, fail with SQLITE_BUSY when another
@@ -30,19 +30,32 @@ def create_engine(url: str) -> AsyncEngine:
     # hide_parameters: a statement's parameters (an alert's fields, a phone) never enter an error's
     # text or SQLAlchemy's own log lines.
     if not is_sqlite(url):
+        deadline_ms = str(int(deadline_s * 1000))
         return create_async_engine(
-            url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+            url,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            pool_timeout=deadline_s,
+            hide_parameters=True,
+            connect_args={
+                "timeout": deadline_s,  # to connect
+                # asyncpg's own clock: holds even when the server is frozen and says nothing.
+                "command_timeout": deadline_s,
+                # The server's: a statement or a lock wait that runs too long is cancelled there.
+                "server_settings": {"statement_timeout": deadline_ms, "lock_timeout": deadline_ms},
+            },
         )
     _ensure_sqlite_dir(url)
     # SQLite has one writer at a time. One pooled connection makes our own transactions queue in
     # the pool (woken the moment it is free) instead of sleeping in SQLite's busy handler.
     engine = create_async_engine(
         url,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        connect_args={"timeout": deadline_s},
         poolclass=AsyncAdaptedQueuePool,
         pool_size=1,
         max_overflow=0,
-        pool_timeout=SQLITE_POOL_TIMEOUT_S,
+        pool_timeout=deadline_s,
         hide_parameters=True,
     )
 
@@ -53,7 +66,7 @@ def create_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(deadline_s * 1000)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -72,9 +85,9 @@ def _ensure_sqlite_dir(url: str) -> None:
 class Database:
     """The engine plus a session factory; one per process."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine = create_engine(url)
+    def __init__(self, url: str, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
+        self.url, self.deadline_s = url, deadline_s
+        self.engine = create_engine(url, deadline_s)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @property
@@ -89,3 +102,22 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database did not answer in time or at all (503, try again), as
+    opposed to a bug (500) or a conflict the caller must hear about."""
+    if isinstance(exc, TimeoutError | sqlalchemy.exc.TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return (
+            bool(exc.connection_invalidated)
+            or isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+            or _timed_out(exc.orig)
+        )
+    return False
+
+
+def _timed_out(orig: BaseException | None) -> bool:
+    # asyncpg's QueryCanceledError (statement_timeout), LockNotAvailableError (lock_timeout).
+    return orig is not None and type(orig).__name__ in ("QueryCanceledError", "LockNotAvailableError")

@@ -162,6 +162,8 @@ class Page(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=16)
     # Other pages this one's SMS carried (one message naming several cases, over the flood limit).
     carried_by: str | None = Field(default=None, max_length=32)
+    # The outbox (one per process) that claimed it; its claim stands while that outbox's lease does.
+    claimed_by: str | None = Field(default=None, max_length=32)
 
 
 class ScheduleOverride(SQLModel, table=True):
@@ -281,3 +283,12 @@ class PhoneLimitNotice(SQLModel, table=True):
     __tablename__ = "phone_limit_notice"
     person_id: str = Field(primary_key=True, max_length=64)
     reached_at: datetime = _utc()
+
+
+class OutboxLease(SQLModel, table=True):
+    """A running outbox, alive until `expires_at` (it renews the lease while it runs): its claimed
+    pages are in flight, never to be sent again by another; once the lease runs out they are orphans."""
+
+    __tablename__ = "outbox_lease"
+    owner: str = Field(primary_key=True, max_length=32)
+    expires_at: datetime = _utc()
