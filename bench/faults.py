@@ -59,8 +59,8 @@ def page_counts(sim: PhoneSimulator) -> Counter[str]:
 
 async def until(check: Any, timeout_s: float) -> bool:
     async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.02)  # polling the simulator's inboxes; the figure's resolution
+        while not check():  # noqa: ASYNC110 (inboxes of several phones; 20 ms is the figure's resolution)
+            await asyncio.sleep(0.02)
     return True
 
 
