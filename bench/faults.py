@@ -11,14 +11,18 @@ is a minute away), paging the phone simulator in this process:
   30 alerts at once (60 SMS). Reports the time until every SMS arrived and how many arrived twice.
 - `outage`: Twilio answers 500 to every create for 20 s, then works again; 10 alerts during it. Reports
   the time from Twilio's return until every first responder's SMS arrived.
-- `locked-db`: another writer holds the SQLite lock; reports how long an alert waits for its 503, with
-  the default deadline (5 s) and with 1 s.
+- `locked-db`: another writer holds the SQLite lock; reports the answer an alert gets and after how
+  long, with the default deadline (5 s) and with 1 s.
+
+To compare with another version of the service, put its checkout first: `PYTHONPATH=../other
+.venv/bin/python bench/faults.py` (the service is started from the `responder` package found first).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -74,7 +78,8 @@ async def slow_twilio() -> dict[str, Any]:
             async with aiohttp.ClientSession() as http:
                 started = time.perf_counter()
                 statuses = await asyncio.gather(*(post(http, setup.url) for _ in range(30)))
-                await until(lambda: len(page_counts(setup.sim)) == 60, 120)
+                with contextlib.suppress(TimeoutError):
+                    await until(lambda: len(page_counts(setup.sim)) == 60, 120)
                 all_in_s = time.perf_counter() - started
                 await asyncio.sleep(10)  # the old outbox re-sent live claims after 6 s: give it the chance
                 counts = page_counts(setup.sim)
@@ -99,11 +104,20 @@ async def outage() -> dict[str, Any]:
                 back = time.perf_counter()
                 for number in ROSTER:
                     setup.sim.phone(number).behaviour = Behaviour()
-                await until(lambda: len(page_counts(setup.sim)) == 20, 120)
-                return {"first_responders_paged_after_return_s": round(time.perf_counter() - back, 2)}
+                try:
+                    await until(lambda: len(page_counts(setup.sim)) == 20, 60)
+                except TimeoutError:
+                    return {
+                        "first_responders_paged_after_return_s": None,
+                        "paged": len(page_counts(setup.sim)),
+                    }
+                return {
+                    "first_responders_paged_after_return_s": round(time.perf_counter() - back, 2),
+                    "paged": 20,
+                }
 
 
-async def locked_db(deadline_s: str | None) -> float:
+async def locked_db(deadline_s: str | None) -> dict[str, Any]:
     async with bench_setup() as setup:
         if deadline_s is not None:
             setup.env["RESPONDER_DB_DEADLINE_S"] = deadline_s
@@ -119,8 +133,7 @@ async def locked_db(deadline_s: str | None) -> float:
             finally:
                 other.execute("ROLLBACK")
                 other.close()
-            assert status == 503, status
-            return round(waited, 2)
+            return {"status": status, "answered_after_s": round(waited, 2)}
 
 
 async def main() -> None:
@@ -130,7 +143,7 @@ async def main() -> None:
     figures = {
         "slow-twilio": await slow_twilio(),
         "outage": await outage(),
-        "locked-db": {"503_after_s_default": await locked_db(None), "503_after_s_1s": await locked_db("1")},
+        "locked-db": {"default_deadline": await locked_db(None), "deadline_1s": await locked_db("1")},
     }
     print(json.dumps(figures, indent=None if args.json else 2))
 
