@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
     alert = sub.add_parser("simulate-alert", help="post a signed sample alert to a running service")
-    alert.add_argument("file", help="alert JSON, e.g. ../shared/samples/alerts/imminent-live-fr.json")
+    alert.add_argument("file", help="alert JSON, e.g. tests/samples/imminent-live-fr.json")
     alert.add_argument("--url", default=None, help="service base URL (default: RESPONDER_PUBLIC_URL)")
     alert.add_argument("--integration", default=None, help="integration name (default: the first one)")
     alert.add_argument("--alert-id", default=None, help="override alert_id (to post a sample again as new)")

@@ -32,7 +32,7 @@ from responder.tools import signed_headers
 from responder.yamlfile import load_yaml, validate_doc
 
 ROOT = Path(__file__).resolve().parents[1]
-# Copies of ../shared/samples/alerts (fictional people), kept in the repo so a fresh clone is complete.
+# The sample alerts (fictional people), kept in the repo so a fresh clone is complete.
 SAMPLES = ROOT / "tests" / "samples"
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
