@@ -11,7 +11,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlmodel import col
 
-from responder.accounts.passwords import hash_password, password_problem, token_hash, verify_password
+from responder.accounts.passwords import (
+    hash_password,
+    hash_password_off_loop,
+    password_problem,
+    token_hash,
+    verify_password_off_loop,
+)
 from responder.errors import Conflict, ValidationFailed
 from responder.store.db import Database
 from responder.store.models import ApiToken, User, WebSession
@@ -57,7 +63,7 @@ async def create_user(
         username=username,
         person_id=person_id,
         roles=roles,
-        password_hash=hash_password(password),
+        password_hash=await hash_password_off_loop(password),
         created_at=now,
     )
     async with db.transaction() as session:
@@ -97,9 +103,9 @@ async def authenticate(db: Database, username: str, password: str) -> User | Non
             await session.execute(select(User).where(col(User.username) == username))
         ).scalar_one_or_none()
     if user is None:
-        verify_password(password, _dummy_hash())  # the same time for unknown users
+        await verify_password_off_loop(password, _dummy_hash())  # the same time for unknown users
         return None
-    if not user.active or not verify_password(password, user.password_hash):
+    if not user.active or not await verify_password_off_loop(password, user.password_hash):
         return None
     return user
 

@@ -12,6 +12,7 @@ import csv
 import hmac
 import io
 import json
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -152,9 +153,14 @@ async def login_page(request: web.Request) -> web.Response:
     return response
 
 
+# A path on this site, in plain URL characters. Browsers drop tabs and newlines from a Location and
+# read "\" as "/", so "/\t/evil.example" or "/\\evil.example" would lead off the site.
+_SAME_SITE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9._~!$&'()*+,;=:@%/?#-]*")
+
+
 def _safe_next(value: str | None) -> str:
-    """Only a path on this site (no open redirect)."""
-    return value if value and value.startswith("/") and not value.startswith("//") else "/"
+    """Only a path on this site (no open redirect); anything else goes home."""
+    return value if value and _SAME_SITE_PATH.fullmatch(value) else "/"
 
 
 @routes.post("/login")
