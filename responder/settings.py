@@ -53,6 +53,11 @@ class EnvSettings(BaseSettings):
     twilio_outage_notice_s: float = Field(
         60.0, gt=0, le=3600, validation_alias="RESPONDER_TWILIO_OUTAGE_NOTICE_S"
     )
+    # The holder of a case keeps its personal fields this long after it is resolved, then sees a stub;
+    # team leads, managers and auditors then read it only with a reason (break-glass, audited).
+    holder_access_after_resolve_h: float = Field(
+        72.0, ge=0, le=24 * 365, validation_alias="RESPONDER_HOLDER_ACCESS_AFTER_RESOLVE_H"
+    )
     api_token: str = Field("", validation_alias="RESPONDER_API_TOKEN", repr=False)
     link_secret: str = Field("", validation_alias="RESPONDER_LINK_SECRET", repr=False)
     playbooks_dir: Path = Field(Path("playbooks"), validation_alias="RESPONDER_PLAYBOOKS_DIR")

@@ -46,7 +46,8 @@ async def test_resolve_with_an_outcome_stops_paging(service: Service) -> None:
     assert status == 422 and answer["detail"][0]["field"] == "note"
     status, answer = await service.resolve(case_id, {"outcome": "false_positive", "note": "a song lyric"})
     assert status == 200 and (answer["status"], answer["outcome"]) == ("resolved", "false_positive")
-    assert answer["timeline"][-1]["type"] == "case_resolved"
+    # A delivery receipt for the pages already sent may land after the resolve; the resolve is there.
+    assert [e["type"] for e in answer["timeline"]].count("case_resolved") == 1
     status, answer = await service.resolve(case_id, {"outcome": "deescalated"})
     assert status == 409
     assert (await service.case(case_id))["next_due_at"] is None  # nothing left for the engine to do

@@ -88,7 +88,7 @@ async def test_ticking_tasks_and_notes(service: Service) -> None:
     async with service.http.post(f"{url}/tasks/locate/done", headers=AUTH) as response:
         assert response.status == 200
         locate = next(t for t in (await response.json())["tasks"] if t["id"] == "locate")
-        assert locate["done_at"] and locate["done_by"] == "api"
+        assert locate["done_at"] and locate["done_by"] == "setup-token"
     async with service.http.post(f"{url}/tasks/locate/done", headers=AUTH) as response:
         assert response.status == 409
     async with service.http.post(f"{url}/tasks/teleport/done", headers=AUTH) as response:
@@ -98,7 +98,7 @@ async def test_ticking_tasks_and_notes(service: Service) -> None:
     ) as response:
         assert response.status == 201
         notes = [e for e in (await response.json())["timeline"] if e["type"] == "note"]
-        assert [(e["detail"]["text"], e["actor"]) for e in notes] == [("Called the platform", "api")]
+        assert [(e["detail"]["text"], e["actor"]) for e in notes] == [("Called the platform", "setup-token")]
     async with service.http.post(f"{url}/notes", json={"text": " "}, headers=AUTH) as response:
         assert response.status == 422
 

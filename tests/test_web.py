@@ -138,6 +138,7 @@ async def test_bad_input_gets_a_message_next_to_the_field(service: Service, brow
     case_id = await paris_case(service)
     await browser.login("ana")
     _, page = await browser.get(f"/cases/{case_id}")
+    _, page = await browser.post(f"/cases/{case_id}/accept", {}, page)  # the holder works the case
     status, answer = await browser.post(f"/cases/{case_id}/notes", {"text": "   "}, page)
     assert status == 422 and re.search(
         r'<textarea id="text"[^>]*>[^<]*</textarea>\s*<p class="error" id="error-text">', answer
@@ -152,13 +153,14 @@ async def test_bad_input_gets_a_message_next_to_the_field(service: Service, brow
     assert 'id="error-located_at">Use the date and time picker' in answer
     status, answer = await browser.post(f"/cases/{case_id}/resolve", {"outcome": "", "note": ""}, page)
     assert status == 422 and 'id="error-outcome">Choose an outcome.' in answer
-    assert (await service.case(case_id))["status"] == "open"
+    assert (await service.case(case_id))["status"] == "acknowledged"
 
 
 async def test_tasks_notes_and_outcome_from_the_case_page(service: Service, browser: Browser) -> None:
     case_id = await paris_case(service)
     await browser.login("ana")
     _, page = await browser.get(f"/cases/{case_id}")
+    _, page = await browser.post(f"/cases/{case_id}/accept", {}, page)  # the holder works the case
     status, page = await browser.post(f"/cases/{case_id}/tasks/triage/done", {}, page)
     assert status == 200 and "done" in page
     status, page = await browser.post(f"/cases/{case_id}/notes", {"text": "Called the platform."}, page)

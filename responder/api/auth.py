@@ -11,7 +11,7 @@ from responder.api.keys import DB, SETTINGS
 from responder.errors import Forbidden, Unauthorized
 
 # RESPONDER_API_TOKEN: for set-up and automation that must do everything (create the first users).
-BOOTSTRAP = Principal("api", frozenset(ROLES))
+BOOTSTRAP = Principal("setup-token", frozenset(ROLES))
 CASE_ROLES = ("team_lead", "manager")
 REVIEW_ROLES = ("manager", "auditor")
 SCHEDULE_READERS = ("admin", "manager", "team_lead")

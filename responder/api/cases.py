@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 from sqlmodel import col
 
+from responder.accounts.access import case_access
 from responder.accounts.audit import audit
+from responder.accounts.service import Principal
 from responder.api.auth import CASE_ROLES, require_api
-from responder.api.keys import CLOCK, DB, ENGINE, ROSTER
+from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS
 from responder.engine.acceptance import add_note, complete_task, resolve
-from responder.errors import InvalidJSON, NotFound, ValidationFailed
+from responder.errors import Forbidden, InvalidJSON, NotFound, ValidationFailed
 from responder.store.models import Case, CaseEvent, CaseTask, Page
 
 routes = web.RouteTableDef()
 CASE_STATUSES = ("open", "acknowledged", "resolved")
+# Reading a case resolved longer ago than the holder's window is break-glass: the caller says why.
+REASON_HEADER, REASON_MAX = "X-Access-Reason", 500
+
+
+class ReasonRequired(Forbidden):
+    code = "reason_required"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -139,31 +147,31 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 @routes.post("/v1/cases/{case_id}/tasks/{task}/done")
 async def task_done(request: web.Request) -> web.Response:
-    actor = (await require_api(request, *CASE_ROLES)).name
+    caller = await require_api(request, *CASE_ROLES)
+    reason = await _reason(request, caller, request.match_info["case_id"])
     await complete_task(
         request.app[DB],
         request.match_info["case_id"],
         request.match_info["task"],
-        actor,
+        caller.name,
         request.app[CLOCK].now(),
     )
     request.app[ENGINE].kick()
-    return web.json_response(case_json(request, *await _load(request, request.match_info["case_id"])))
+    return await _answer(request, caller, request.match_info["case_id"], reason)
 
 
 @routes.post("/v1/cases/{case_id}/notes")
 async def post_note(request: web.Request) -> web.Response:
-    actor = (await require_api(request, *CASE_ROLES)).name
+    caller = await require_api(request, *CASE_ROLES)
     text = (await _json_body(request)).get("text")
     if not isinstance(text, str) or not text.strip() or len(text) > 4000:
         raise ValidationFailed([{"field": "text", "message": "required: 1 to 4000 characters"}])
+    reason = await _reason(request, caller, request.match_info["case_id"])
     await add_note(
-        request.app[DB], request.match_info["case_id"], text.strip(), actor, request.app[CLOCK].now()
+        request.app[DB], request.match_info["case_id"], text.strip(), caller.name, request.app[CLOCK].now()
     )
     request.app[ENGINE].kick()
-    return web.json_response(
-        case_json(request, *await _load(request, request.match_info["case_id"])), status=201
-    )
+    return await _answer(request, caller, request.match_info["case_id"], reason, status=201)
 
 
 @routes.get("/v1/cases")
@@ -198,16 +206,13 @@ async def list_cases(request: web.Request) -> web.Response:
 @routes.get("/v1/cases/{case_id}")
 async def get_case(request: web.Request) -> web.Response:
     caller = await require_api(request, *CASE_ROLES)
-    loaded = await _load(request, request.match_info["case_id"])
-    await audit(
-        request.app[DB], caller.name, "case_viewed", request.app[CLOCK].now(), loaded[0].id, via="api"
-    )
-    return web.json_response(case_json(request, *loaded))
+    reason = await _reason(request, caller, request.match_info["case_id"])
+    return await _answer(request, caller, request.match_info["case_id"], reason)
 
 
 @routes.post("/v1/cases/{case_id}/resolve")
 async def resolve_case(request: web.Request) -> web.Response:
-    actor = (await require_api(request, *CASE_ROLES)).name
+    caller = await require_api(request, *CASE_ROLES)
     try:
         body = json.loads(await request.read())
     except ValueError as exc:
@@ -218,7 +223,45 @@ async def resolve_case(request: web.Request) -> web.Response:
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise ValidationFailed([{"field": "note", "message": "must be a string of at most 2000 characters"}])
     case = await resolve(
-        request.app[DB], request.match_info["case_id"], body["outcome"], note, actor, request.app[CLOCK].now()
+        request.app[DB],
+        request.match_info["case_id"],
+        body["outcome"],
+        note,
+        caller.name,
+        request.app[CLOCK].now(),
     )
-    loaded = await _load(request, case.id)
-    return web.json_response(case_json(request, *loaded))
+    return await _answer(request, caller, case.id, None)
+
+
+async def _reason(request: web.Request, caller: Principal, case_id: str) -> str | None:
+    """The caller's reason when the case needs one (resolved longer ago than the holder's window);
+    403 reason_required when it needs one and none was given. None when no reason is needed."""
+    async with request.app[DB].sessions() as session:
+        case = await session.get(Case, case_id)
+    if case is None:
+        raise NotFound("case not found")
+    window = timedelta(hours=request.app[SETTINGS].env.holder_access_after_resolve_h)
+    if not case_access(caller, case, False, request.app[CLOCK].now(), window).reason_required:
+        return None
+    given = request.headers.get(REASON_HEADER, "").strip()
+    if not given or len(given) > REASON_MAX:
+        raise ReasonRequired(
+            [
+                {
+                    "field": REASON_HEADER,
+                    "message": f"this case was resolved over {window.total_seconds() / 3600:g} h ago: "
+                    f"say why you read it (1 to {REASON_MAX} characters); the reason is audited",
+                }
+            ]
+        )
+    return given
+
+
+async def _answer(
+    request: web.Request, caller: Principal, case_id: str, reason: str | None, status: int = 200
+) -> web.Response:
+    """The whole case, as every answer that carries it: audited, with the caller named."""
+    loaded = await _load(request, case_id)
+    detail: dict[str, Any] = {"via": "api"} | ({"reason": reason} if reason else {})
+    await audit(request.app[DB], caller.name, "case_viewed", request.app[CLOCK].now(), case_id, **detail)
+    return web.json_response(case_json(request, *loaded), status=status)

@@ -7,11 +7,9 @@ personal data, and every refusal, goes to the audit log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import hmac
 import io
-import json
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -30,7 +28,6 @@ from sqlmodel import col
 from responder.accounts.audit import audit, audit_trail
 from responder.accounts.service import (
     ROLES,
-    SEES_ALL_CASES,
     LoginThrottle,
     Principal,
     authenticate,
@@ -39,24 +36,17 @@ from responder.accounts.service import (
     open_session,
     session_principal,
 )
-from responder.api.cases import _load, case_json
-from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS
+from responder.api.keys import CLOCK, DB, ROSTER, SETTINGS
 from responder.api.openapi import openapi_document
 from responder.api.schedules import override_problems, refresh_overrides
 from responder.engine.acceptance import (
     OUTCOMES,
-    REASON_REQUIRED,
-    accept,
-    add_note,
-    complete_task,
-    record_pass,
-    resolve,
 )
-from responder.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from responder.errors import Conflict, Forbidden, ValidationFailed
 from responder.oncall import store
 from responder.oncall.schedule import Override, spans
 from responder.review.metrics import LIVES_SAVED, Filters, Review, page_counts, parse_filters, review
-from responder.store.models import Case, CaseEvent, CaseTask, Integration, Page, User
+from responder.store.models import Case, CaseTask, Integration, User
 
 routes = web.RouteTableDef()
 CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'"
@@ -233,240 +223,8 @@ async def home(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/cases")
 
 
-@routes.get("/cases")
-async def my_cases(request: web.Request) -> web.Response:
-    principal = await login_required(request)
-    query = select(Case).order_by(col(Case.received_at).desc()).limit(100)
-    if not principal.has(*SEES_ALL_CASES):
-        query = query.where(col(Case.id).in_(_paged_to(principal)))
-    async with request.app[DB].sessions() as session:
-        cases = (await session.execute(query)).scalars().all()
-    heading = "All cases" if principal.has(*SEES_ALL_CASES) else "Cases paged to you"
-    return render("cases.html", principal=principal, cases=cases, heading=heading)
-
-
-def _paged_to(principal: Principal) -> Any:
-    return select(col(Page.case_id)).where(col(Page.person_id) == (principal.person_id or "\x00"))
-
-
-async def visible_case(request: web.Request, principal: Principal) -> str:
-    """The case id from the URL when this person may see it; otherwise 403, and the attempt audited."""
-    case_id, db, now = request.match_info["case_id"], request.app[DB], request.app[CLOCK].now()
-    async with db.sessions() as session:
-        case = await session.get(Case, case_id)
-        if case is None:
-            raise NotFound("case not found")
-        if principal.has(*SEES_ALL_CASES):
-            return case_id
-        paged = (
-            await session.execute(_paged_to(principal).where(col(Page.case_id) == case_id).limit(1))
-        ).first()
-    if paged is None and (principal.person_id is None or case.accepted_by != principal.person_id):
-        await audit(db, principal.name, "case_view_refused", now, case_id, path=request.path)
-        raise Forbidden("this case was not paged to you")
-    return case_id
-
-
-@routes.get("/cases/{case_id}")
-async def case_page(request: web.Request) -> web.Response:
-    principal = await login_required(request)
-    case_id = await visible_case(request, principal)
-    return await _render_case(request, principal, case_id)
-
-
-async def _render_case(
-    request: web.Request,
-    principal: Principal,
-    case_id: str,
-    status: int = 200,
-    errors: dict[str, str] | None = None,
-    form: dict[str, str] | None = None,
-    message: str = "",
-) -> web.Response:
-    loaded = await _load(request, case_id)
-    case = loaded[0]
-    data = case_json(request, *loaded)
-    now = request.app[CLOCK].now()
-    await audit(request.app[DB], principal.name, "case_viewed", now, case_id, via="web")
-    paged = principal.person_id is not None and any(
-        p["person"]["id"] == principal.person_id for p in data["pages"]
-    )
-    works = principal.has(*SEES_ALL_CASES, "negotiator", "investigator")
-    return render(
-        "case.html",
-        status,
-        principal=principal,
-        case=data | {"is_live": case.is_live},
-        alert=case.alert if isinstance(case.alert, dict) else {},
-        can_answer=paged and case.status == "open",
-        can_work=works,
-        outcomes=OUTCOMES,
-        times=TIMES,
-        errors=errors or {},
-        form=form or {},
-        message=message,
-        now=now.isoformat().replace("+00:00", "Z"),
-        last_event=max((e.id or 0 for e in loaded[1]), default=0),
-    )
-
-
-async def _my_page(request: web.Request, principal: Principal, case_id: str) -> Page:
-    async with request.app[DB].sessions() as session:
-        page = (
-            await session.execute(
-                select(Page)
-                .where(
-                    col(Page.case_id) == case_id,
-                    col(Page.person_id) == principal.person_id,
-                    col(Page.purpose) == "page",
-                )
-                .order_by(col(Page.created_at).desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-    if page is None:
-        raise Forbidden("only a person paged for this case can accept or pass it")
-    return page
-
-
-@routes.post("/cases/{case_id}/accept")
-async def accept_case(request: web.Request) -> web.Response:
-    principal = await login_required(request)
-    case_id = await visible_case(request, principal)
-    await checked_form(request, principal)
-    page = await _my_page(request, principal, case_id)
-    result = await accept(
-        request.app[DB], request.app[ROSTER], case_id, page.person_id, "web", request.app[CLOCK].now()
-    )
-    request.app[ENGINE].kick()
-    message = (
-        "The case is yours." if result.won else f"Already accepted by {result.holder_name or 'someone else'}."
-    )
-    return await _render_case(request, principal, case_id, message=message)
-
-
-@routes.post("/cases/{case_id}/pass")
-async def pass_case(request: web.Request) -> web.Response:
-    principal = await login_required(request)
-    case_id = await visible_case(request, principal)
-    await checked_form(request, principal)
-    page = await _my_page(request, principal, case_id)
-    if await record_pass(request.app[DB], case_id, page.id, page.person_id, "web", request.app[CLOCK].now()):
-        await request.app[ENGINE].fail_over(case_id, page.id, "passed on the web page")
-        return await _render_case(
-            request, principal, case_id, message="Passed: the next person is being paged."
-        )
-    return await _render_case(request, principal, case_id, message="The case is no longer open.")
-
-
-@routes.post("/cases/{case_id}/tasks/{task}/done")
-async def task_done(request: web.Request) -> web.Response:
-    principal = await login_required(request)
-    case_id = await visible_case(request, principal)
-    await checked_form(request, principal)
-    with contextlib.suppress(Conflict):  # ticked twice (two people at once): it is done either way
-        await complete_task(
-            request.app[DB], case_id, request.match_info["task"], principal.name, request.app[CLOCK].now()
-        )
-    raise web.HTTPSeeOther(f"/cases/{case_id}#task-{request.match_info['task']}")
-
-
-@routes.post("/cases/{case_id}/notes")
-async def note(request: web.Request) -> web.Response:
-    principal = await login_required(request)
-    case_id = await visible_case(request, principal)
-    form = await checked_form(request, principal)
-    text = str(form.get("text", "")).strip()
-    if not text or len(text) > 4000:
-        return await _render_case(
-            request, principal, case_id, 422, {"text": "Write 1 to 4000 characters."}, {"text": text}
-        )
-    await add_note(request.app[DB], case_id, text, principal.name, request.app[CLOCK].now())
-    raise web.HTTPSeeOther(f"/cases/{case_id}")
-
-
-@routes.post("/cases/{case_id}/resolve")
-async def record_outcome(request: web.Request) -> web.Response:
-    principal = await login_required(request)
-    case_id = await visible_case(request, principal)
-    form = await checked_form(request, principal)
-    values = {k: str(form.get(k, "")) for k in ("outcome", "note", *(name for name, _ in TIMES))}
-    errors: dict[str, str] = {}
-    details: dict[str, Any] = {
-        "services_dispatched": form.get("services_dispatched") == "1",
-        "person_collaborated": form.get("person_collaborated") == "1",
-    }
-    for name, _ in TIMES:
-        raw = values[name].strip()
-        if raw:
-            try:
-                details[name] = _utc_input(raw)
-            except ValueError:
-                errors[name] = "Use the date and time picker (UTC)."
-    if not values["outcome"]:
-        errors["outcome"] = "Choose an outcome."
-    if values["outcome"] in REASON_REQUIRED and not values["note"].strip():
-        errors["note"] = f"A reason is required for {values['outcome']}."
-    if not errors:
-        try:
-            await resolve(
-                request.app[DB],
-                case_id,
-                values["outcome"],
-                values["note"].strip() or None,
-                principal.name,
-                request.app[CLOCK].now(),
-                details,
-            )
-        except ValidationFailed as exc:
-            errors = _field_errors(exc.detail)
-        except Conflict as exc:
-            return await _render_case(request, principal, case_id, 409, message=str(exc.detail))
-    if errors:
-        return await _render_case(request, principal, case_id, 422, errors, values)
-    raise web.HTTPSeeOther(f"/cases/{case_id}")
-
-
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
-
-
-@routes.get("/cases/{case_id}/events")
-async def case_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: the case's new timeline entries as they land (the page updates live)."""
-    principal = await login_required(request)
-    case_id = await visible_case(request, principal)
-    after = int(request.query.get("after", "0")) if request.query.get("after", "0").isdigit() else 0
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    deadline = asyncio.get_running_loop().time() + 600  # the browser reconnects after this
-    closing = request.app[STREAMS_CLOSING]
-    while asyncio.get_running_loop().time() < deadline and not closing.is_set():
-        async with request.app[DB].sessions() as session:
-            rows = (
-                await session.execute(
-                    select(CaseEvent, col(Case.status))
-                    .join(Case, col(Case.id) == col(CaseEvent.case_id))
-                    .where(col(CaseEvent.case_id) == case_id, col(CaseEvent.id) > after)
-                    .order_by(col(CaseEvent.id))
-                )
-            ).all()
-        for event, status in rows:
-            after = event.id or after
-            payload = {
-                "id": event.id,
-                "at": event.at.isoformat().replace("+00:00", "Z"),
-                "type": event.type,
-                "actor": event.actor,
-                "status": status,
-            }
-            try:
-                await response.write(f"id: {event.id}\ndata: {json.dumps(payload)}\n\n".encode())
-            except ConnectionError:
-                return response  # the page was closed: nothing to clean up
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(closing.wait(), STREAM_POLL_S)  # the next look, or shutdown
-    return response
 
 
 # --- review -----------------------------------------------------------------------------------------
@@ -879,6 +637,9 @@ async def api_docs(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    from responder.web import cases  # its pages use this module's helpers
+
+    app.router.add_routes(cases.routes)
     app[THROTTLE] = LoginThrottle()
     app[STREAMS_CLOSING] = asyncio.Event()
     app.on_shutdown.append(_close_streams)

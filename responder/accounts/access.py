@@ -1,0 +1,70 @@
+"""Who sees and changes a case: the access rules of docs/web.md, decided in one place.
+
+The person at risk did not ask to be in the database. Before an accept, the people paged for a case
+see it whole: they must decide to take it. Once it is accepted, only its holder (and team leads and
+managers) sees who the person is; everyone else paged sees a stub. After the case is resolved the
+holder keeps the personal fields for a while, then a stub; reading an old case is break-glass: a
+reason, kept on the audit row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from responder.accounts.service import Principal
+from responder.store.models import Case
+
+# Who sees and works every case.
+LEADS = ("team_lead", "manager")
+RESOLVED = "resolved"
+
+
+class View(Enum):
+    FULL = "full"  # the alert's personal fields, the timeline, the tasks
+    STUB = "stub"  # reference, status, risk, region, who has it: nothing personal
+    NONE = "none"  # 403, and the attempt audited
+
+
+@dataclass(frozen=True)
+class CaseAccess:
+    view: View
+    answer: bool = False  # accept or pass it (a person paged while nobody has it)
+    work: bool = False  # tick tasks, add notes, record the outcome
+    reason_required: bool = False  # the full view only with a reason (an old resolved case)
+    why: str = ""  # for a refusal or a stub: said to the person, never personal
+
+    @property
+    def full(self) -> bool:
+        return self.view is View.FULL and not self.reason_required
+
+
+def case_access(
+    principal: Principal, case: Case, paged: bool, now: datetime, holder_window: timedelta
+) -> CaseAccess:
+    """What `principal` may see and do on `case`; `paged` says a page for the case went to them."""
+    resolved = case.status == RESOLVED
+    old = resolved and case.resolved_at is not None and now >= case.resolved_at + holder_window
+    if principal.has(*LEADS):
+        return CaseAccess(View.FULL, answer=paged and _unclaimed(case), work=True, reason_required=old)
+    holder = principal.person_id is not None and case.accepted_by == principal.person_id
+    if holder and not old:
+        return CaseAccess(View.FULL, work=True)
+    if holder:
+        return CaseAccess(View.STUB, why="Resolved long enough ago that its details are closed to you.")
+    if principal.has("auditor") and resolved:
+        return CaseAccess(View.FULL, reason_required=old)
+    if paged and _unclaimed(case):
+        return CaseAccess(View.FULL, answer=True)
+    if paged:
+        return CaseAccess(View.STUB, why="Someone else has this case: its details are theirs.")
+    return CaseAccess(View.NONE, why="this case was not paged to you")
+
+
+def _unclaimed(case: Case) -> bool:
+    return case.status == "open" and case.accepted_by is None
+
+
+def work_refusal(what: str) -> str:
+    return f"only the case's holder, team leads and managers can {what}"

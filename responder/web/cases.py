@@ -1,0 +1,380 @@
+"""The case pages: a negotiator works a case from a phone; who sees what is decided by access.py.
+
+Every full view of a case writes an audit row; so does every refusal. A stub (someone else has the
+case) carries nothing personal. Reading a case resolved long ago takes a reason, kept on the audit row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlmodel import col
+
+from responder.accounts.access import LEADS, CaseAccess, View, case_access, work_refusal
+from responder.accounts.audit import audit
+from responder.accounts.service import Principal, session_principal
+from responder.api.cases import _load, case_json
+from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS
+from responder.engine.acceptance import (
+    OUTCOMES,
+    REASON_REQUIRED,
+    accept,
+    add_note,
+    complete_task,
+    record_pass,
+    resolve,
+)
+from responder.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from responder.store.models import Case, CaseEvent, Page
+from responder.web.views import (
+    COOKIE,
+    STREAM_POLL_S,
+    STREAMS_CLOSING,
+    TIMES,
+    _field_errors,
+    _utc_input,
+    checked_form,
+    login_required,
+    render,
+)
+
+routes = web.RouteTableDef()
+REASON_MAX = 500
+
+
+@routes.get("/cases")
+async def my_cases(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    query = select(Case).order_by(col(Case.received_at).desc()).limit(100)
+    if not principal.has(*LEADS):
+        query = query.where(col(Case.id).in_(_paged_to(principal)))
+    async with request.app[DB].sessions() as session:
+        cases = (await session.execute(query)).scalars().all()
+    heading = "All cases" if principal.has(*LEADS) else "Cases paged to you"
+    return render("cases.html", principal=principal, cases=cases, heading=heading)
+
+
+def _paged_to(principal: Principal) -> Any:
+    """The cases a page (not a notice) went to this person for."""
+    return select(col(Page.case_id)).where(
+        col(Page.person_id) == (principal.person_id or "\x00"), col(Page.purpose) == "page"
+    )
+
+
+def holder_window(request: web.Request) -> timedelta:
+    return timedelta(hours=request.app[SETTINGS].env.holder_access_after_resolve_h)
+
+
+async def access_to(
+    request: web.Request, principal: Principal, case_id: str, audited: bool = True
+) -> tuple[Case, CaseAccess]:
+    """The case and what this person may do with it; 404 for no such case, 403 (audited) for none."""
+    db, now = request.app[DB], request.app[CLOCK].now()
+    async with db.sessions() as session:
+        case = await session.get(Case, case_id)
+        if case is None:
+            raise NotFound("case not found")
+        paged = (
+            principal.person_id is not None
+            and (
+                await session.execute(_paged_to(principal).where(col(Page.case_id) == case_id).limit(1))
+            ).first()
+            is not None
+        )
+    access = case_access(principal, case, paged, now, holder_window(request))
+    if access.view is View.NONE:
+        if audited:
+            await audit(db, principal.name, "case_view_refused", now, case_id, path=request.path)
+        raise Forbidden(access.why)
+    return case, access
+
+
+async def may_work(request: web.Request, principal: Principal, what: str) -> str:
+    """The case id when this person may work the case (holder, team lead, manager); else 403, audited."""
+    case_id = request.match_info["case_id"]
+    _, access = await access_to(request, principal, case_id)
+    if not access.work:
+        await audit(
+            request.app[DB],
+            principal.name,
+            "case_action_refused",
+            request.app[CLOCK].now(),
+            case_id,
+            path=request.path,
+        )
+        raise Forbidden(work_refusal(what))
+    return case_id
+
+
+@routes.get("/cases/{case_id}")
+async def case_page(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    return await _render_case(request, principal, request.match_info["case_id"])
+
+
+@routes.post("/cases/{case_id}/open")
+async def break_glass(request: web.Request) -> web.Response:
+    """An old resolved case, read with a reason: the reason is kept on the audit row."""
+    principal = await login_required(request)
+    form = await checked_form(request, principal)
+    reason = str(form.get("reason", "")).strip()
+    if not reason or len(reason) > REASON_MAX:
+        return await _render_case(
+            request,
+            principal,
+            request.match_info["case_id"],
+            422,
+            errors={"reason": f"Say why you open this case (1 to {REASON_MAX} characters)."},
+        )
+    return await _render_case(request, principal, request.match_info["case_id"], reason=reason)
+
+
+async def _render_case(
+    request: web.Request,
+    principal: Principal,
+    case_id: str,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
+    message: str = "",
+    reason: str | None = None,
+) -> web.Response:
+    case, access = await access_to(request, principal, case_id)
+    if access.view is View.STUB or (access.reason_required and reason is None):
+        return _render_stub(request, principal, case, access, status, errors, message)
+    loaded = await _load(request, case_id)
+    case = loaded[0]
+    data = case_json(request, *loaded)
+    now = request.app[CLOCK].now()
+    detail: dict[str, Any] = {"via": "web"} | ({"reason": reason} if reason is not None else {})
+    await audit(request.app[DB], principal.name, "case_viewed", now, case_id, **detail)
+    return render(
+        "case.html",
+        status,
+        principal=principal,
+        case=data | {"is_live": case.is_live},
+        alert=case.alert if isinstance(case.alert, dict) else {},
+        can_answer=access.answer,
+        can_work=access.work,
+        live=reason is None,  # a break-glass view is of a closed case: nothing more will come
+        outcomes=OUTCOMES,
+        times=TIMES,
+        errors=errors or {},
+        form=form or {},
+        message=message,
+        now=now.isoformat().replace("+00:00", "Z"),
+        last_event=max((e.id or 0 for e in loaded[1]), default=0),
+    )
+
+
+def _render_stub(
+    request: web.Request,
+    principal: Principal,
+    case: Case,
+    access: CaseAccess,
+    status: int,
+    errors: dict[str, str] | None,
+    message: str,
+) -> web.Response:
+    """Reference, status, risk, region and who has it: nothing about the person."""
+    holder = request.app[ROSTER].person(case.accepted_by) if case.accepted_by else None
+    return render(
+        "case_stub.html",
+        403 if access.reason_required and status == 200 else status,
+        principal=principal,
+        case=case,
+        holder=holder.name if holder else case.accepted_by,
+        ask_reason=access.reason_required,
+        why=access.why,
+        errors=errors or {},
+        message=message,
+        reason_max=REASON_MAX,
+    )
+
+
+async def _my_page(request: web.Request, principal: Principal, case_id: str) -> Page:
+    async with request.app[DB].sessions() as session:
+        page = (
+            await session.execute(
+                select(Page)
+                .where(
+                    col(Page.case_id) == case_id,
+                    col(Page.person_id) == principal.person_id,
+                    col(Page.purpose) == "page",
+                )
+                .order_by(col(Page.created_at).desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+    if page is None:
+        raise Forbidden("only a person paged for this case can accept or pass it")
+    return page
+
+
+@routes.post("/cases/{case_id}/accept")
+async def accept_case(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    case_id = request.match_info["case_id"]
+    await access_to(request, principal, case_id)
+    await checked_form(request, principal)
+    page = await _my_page(request, principal, case_id)
+    result = await accept(
+        request.app[DB], request.app[ROSTER], case_id, page.person_id, "web", request.app[CLOCK].now()
+    )
+    request.app[ENGINE].kick()
+    message = (
+        "The case is yours." if result.won else f"Already accepted by {result.holder_name or 'someone else'}."
+    )
+    return await _render_case(request, principal, case_id, message=message)
+
+
+@routes.post("/cases/{case_id}/pass")
+async def pass_case(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    case_id = request.match_info["case_id"]
+    await access_to(request, principal, case_id)
+    await checked_form(request, principal)
+    page = await _my_page(request, principal, case_id)
+    if await record_pass(request.app[DB], case_id, page.id, page.person_id, "web", request.app[CLOCK].now()):
+        await request.app[ENGINE].fail_over(case_id, page.id, "passed on the web page")
+        return await _render_case(
+            request, principal, case_id, message="Passed: the next person is being paged."
+        )
+    return await _render_case(request, principal, case_id, message="The case is no longer open.")
+
+
+@routes.post("/cases/{case_id}/tasks/{task}/done")
+async def task_done(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    await checked_form(request, principal)
+    case_id = await may_work(request, principal, "tick its tasks")
+    with contextlib.suppress(Conflict):  # ticked twice (two people at once): it is done either way
+        await complete_task(
+            request.app[DB], case_id, request.match_info["task"], principal.name, request.app[CLOCK].now()
+        )
+    raise web.HTTPSeeOther(f"/cases/{case_id}#task-{request.match_info['task']}")
+
+
+@routes.post("/cases/{case_id}/notes")
+async def note(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    form = await checked_form(request, principal)
+    case_id = await may_work(request, principal, "add notes")
+    text = str(form.get("text", "")).strip()
+    if not text or len(text) > 4000:
+        return await _render_case(
+            request, principal, case_id, 422, {"text": "Write 1 to 4000 characters."}, {"text": text}
+        )
+    await add_note(request.app[DB], case_id, text, principal.name, request.app[CLOCK].now())
+    raise web.HTTPSeeOther(f"/cases/{case_id}")
+
+
+@routes.post("/cases/{case_id}/resolve")
+async def record_outcome(request: web.Request) -> web.Response:
+    principal = await login_required(request)
+    form = await checked_form(request, principal)
+    case_id = await may_work(request, principal, "record its outcome")
+    values = {k: str(form.get(k, "")) for k in ("outcome", "note", *(name for name, _ in TIMES))}
+    errors: dict[str, str] = {}
+    details: dict[str, Any] = {
+        "services_dispatched": form.get("services_dispatched") == "1",
+        "person_collaborated": form.get("person_collaborated") == "1",
+    }
+    for name, _ in TIMES:
+        raw = values[name].strip()
+        if raw:
+            try:
+                details[name] = _utc_input(raw)
+            except ValueError:
+                errors[name] = "Use the date and time picker (UTC)."
+    if not values["outcome"]:
+        errors["outcome"] = "Choose an outcome."
+    if values["outcome"] in REASON_REQUIRED and not values["note"].strip():
+        errors["note"] = f"A reason is required for {values['outcome']}."
+    if not errors:
+        try:
+            await resolve(
+                request.app[DB],
+                case_id,
+                values["outcome"],
+                values["note"].strip() or None,
+                principal.name,
+                request.app[CLOCK].now(),
+                details,
+            )
+        except ValidationFailed as exc:
+            errors = _field_errors(exc.detail)
+        except Conflict as exc:
+            return await _render_case(request, principal, case_id, 409, message=str(exc.detail))
+    if errors:
+        return await _render_case(request, principal, case_id, 422, errors, values)
+    raise web.HTTPSeeOther(f"/cases/{case_id}")
+
+
+@routes.get("/cases/{case_id}/events")
+async def case_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: the case's new timeline entries as they land (the page updates live).
+
+    The stream lasts while its login and its access last: a logout, a disabled account, the case
+    taken by someone else or closed to this person ends it at the next look."""
+    principal = await login_required(request)
+    case_id = request.match_info["case_id"]
+    _, access = await access_to(request, principal, case_id)
+    if not access.full:
+        raise Forbidden("the live timeline is for those who see the whole case")
+    after = int(request.query.get("after", "0")) if request.query.get("after", "0").isdigit() else 0
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    deadline = asyncio.get_running_loop().time() + 600  # the browser reconnects after this
+    closing = request.app[STREAMS_CLOSING]
+    while asyncio.get_running_loop().time() < deadline and not closing.is_set():
+        async with request.app[DB].sessions() as session:
+            rows = (
+                await session.execute(
+                    select(CaseEvent, col(Case.status))
+                    .join(Case, col(Case.id) == col(CaseEvent.case_id))
+                    .where(col(CaseEvent.case_id) == case_id, col(CaseEvent.id) > after)
+                    .order_by(col(CaseEvent.id))
+                )
+            ).all()
+        for event, status in rows:
+            after = event.id or after
+            payload = {
+                "id": event.id,
+                "at": event.at.isoformat().replace("+00:00", "Z"),
+                "type": event.type,
+                "actor": event.actor,
+                "status": status,
+            }
+            try:
+                await response.write(f"id: {event.id}\ndata: {json.dumps(payload)}\n\n".encode())
+            except ConnectionError:
+                return response  # the page was closed: nothing to clean up
+        # The events carry no personal field, so those up to now go out; then the access is checked.
+        ended = await _access_ended(request, case_id)
+        if ended is not None:
+            with contextlib.suppress(ConnectionError):
+                await response.write(f"event: end\ndata: {json.dumps({'reason': ended})}\n\n".encode())
+            return response
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing.wait(), STREAM_POLL_S)  # the next look, or shutdown
+    return response
+
+
+async def _access_ended(request: web.Request, case_id: str) -> str | None:
+    """Why the stream must end now (its login ended, or it no longer sees the whole case), or None."""
+    now = request.app[CLOCK].now()
+    principal = await session_principal(request.app[DB], request.cookies.get(COOKIE, ""), now)
+    if principal is None:
+        return "Your login has ended: log in again to go on."
+    try:
+        _, access = await access_to(request, principal, case_id, audited=False)
+    except (Forbidden, NotFound):
+        return "This case is no longer open to you."
+    return None if access.full else (access.why or "This case is no longer open to you.")
