@@ -105,6 +105,9 @@ async def test_the_timeline_updates_live_in_the_browser(service: Service, chromi
     await service.phone_of("ines").send_sms("ACK")  # Ines accepts by SMS while Ana has the page open
     await page.wait_for_selector("#timeline >> text=case accepted", timeout=WAIT_S * 1000)
     assert await page.text_content("#status") == "acknowledged"
+    # The case is Ines's now: the stream ends and the person's details leave Ana's screen.
+    await page.wait_for_selector("#ended >> text=Someone else has this case", timeout=WAIT_S * 1000)
+    assert "Camille" not in await page.content()
     await page.close()
 
 
