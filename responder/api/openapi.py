@@ -118,10 +118,20 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "A case with its pages and timeline",
                     "security": [{"bearer": []}],
-                    "parameters": case_id,
+                    "parameters": [
+                        *case_id,
+                        {
+                            "name": "X-Access-Reason",
+                            "in": "header",
+                            "description": "why you read a case resolved longer ago than the holder's "
+                            "window (audited); required then",
+                            "schema": {"type": "string", "maxLength": 500},
+                        },
+                    ],
                     "responses": {
                         "200": {"description": "the case"},
                         "401": _error("no token"),
+                        "403": _error("the token's role may not, or reason_required"),
                         "404": _error("no such case"),
                     },
                 }
