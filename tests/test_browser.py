@@ -1,6 +1,6 @@
 """In a real browser (Debian's Chromium, headless, driven by Playwright): a negotiator works a case from
-a phone-sized screen, a manager reads the dashboard, an admin creates an account. Screenshots of the
-case page at phone size and of the dashboard go to test-artifacts/."""
+a phone-sized screen, a manager reads the dashboard, an admin creates, disables and changes an account.
+Screenshots of the case page at phone size and of the dashboard go to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -102,12 +102,27 @@ async def test_the_timeline_updates_live_in_the_browser(service: Service, chromi
     await page.goto(f"{service.url}/cases/{body['case_id']}")
     await log_in(page, service.url, "ana")
     await page.wait_for_selector("#timeline")
-    await service.phone_of("ines").send_sms("ACK")  # Ines accepts by SMS while Ana has the page open
+    await service.phone_of("ana").send_sms("ACK")  # Ana accepts by SMS while she has the page open
     await page.wait_for_selector("#timeline >> text=case accepted", timeout=WAIT_S * 1000)
     assert await page.text_content("#status") == "acknowledged"
-    # The case is Ines's now: the stream ends and the person's details leave Ana's screen.
+    assert "Camille D. (fictional)" in await page.content()  # hers: she keeps the whole case
+    await page.close()
+
+
+async def test_when_someone_else_takes_the_case_the_page_drops_the_details(
+    service: Service, chromium: object
+) -> None:
+    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    await service.phone_of("ana").expect_sms(contains="ACK")
+    page = await chromium.new_page(viewport=PHONE)  # type: ignore[attr-defined]
+    await page.goto(f"{service.url}/cases/{body['case_id']}")
+    await log_in(page, service.url, "ana")
+    await page.wait_for_selector("text=Camille D. (fictional)")
+    await service.phone_of("ines").send_sms("ACK")  # Ines accepts by SMS while Ana has the page open
     await page.wait_for_selector("#ended >> text=Someone else has this case", timeout=WAIT_S * 1000)
-    assert "Camille" not in await page.content()
+    assert await page.text_content("#status") == "acknowledged"
+    assert "Camille" not in await page.content() and await page.query_selector("#accept") is None
     await page.close()
 
 
@@ -187,6 +202,14 @@ async def test_an_admin_creates_an_account_in_the_browser(service: Service, chro
     await page.click("text=Create user")
     await page.wait_for_selector("text=User bruno created.")
     assert "bruno" in await page.text_content("#users")
+    await page.click("#disable-bruno")
+    await page.wait_for_selector("text=User bruno disabled: 0 open sessions ended.")
+    assert await page.text_content("#user-bruno .state") == "no"
+    await page.click("#change-bruno summary")  # roles and a one-time password, folded by default
+    await page.check("#change-bruno input[value=team_lead]")
+    await page.click("#save-roles-bruno")
+    await page.wait_for_selector("text=Roles of bruno saved.")
+    assert await page.text_content("#user-bruno .roles") == "negotiator, team_lead"
     await page.close()
 
 

@@ -137,7 +137,10 @@ async def test_once_accepted_the_others_paged_see_a_stub_with_nothing_personal(
         assert personal_in(page) == [], personal_in(page)
         assert 'id="accept"' not in page and "/resolve" not in page and "/notes" not in page
         async with ines.http.get(f"{service.url}/cases/{case_id}/events") as stream:
-            assert stream.status == 403  # the live timeline is for those who see the case whole
+            # The live timeline is for those who see the case whole: a stub's stream ends at once.
+            assert stream.status == 200
+            ended = await asyncio.wait_for(stream.content.read(), WAIT_S)
+            assert ended.startswith(b"event: end\n") and b"Someone else has this case" in ended
     finally:
         await ines.close()
     ana = await logged_in(service, "ana")

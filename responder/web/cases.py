@@ -46,6 +46,7 @@ from responder.web.views import (
 
 routes = web.RouteTableDef()
 REASON_MAX = 500
+CLOSED_TO_YOU = "This case is no longer open to you."
 
 
 @routes.get("/cases")
@@ -325,12 +326,13 @@ async def case_events(request: web.Request) -> web.StreamResponse:
     taken by someone else or closed to this person ends it at the next look."""
     principal = await login_required(request)
     case_id = request.match_info["case_id"]
-    _, access = await access_to(request, principal, case_id)
-    if not access.full:
-        raise Forbidden("the live timeline is for those who see the whole case")
+    case, access = await access_to(request, principal, case_id)
     after = int(request.query.get("after", "0")) if request.query.get("after", "0").isdigit() else 0
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
+    if not access.full:  # the case left their hands before the page connected (a stub now)
+        await _end(response, access.why or CLOSED_TO_YOU, case.status)
+        return response
     deadline = asyncio.get_running_loop().time() + 600  # the browser reconnects after this
     closing = request.app[STREAMS_CLOSING]
     while asyncio.get_running_loop().time() < deadline and not closing.is_set():
@@ -359,22 +361,29 @@ async def case_events(request: web.Request) -> web.StreamResponse:
         # The events carry no personal field, so those up to now go out; then the access is checked.
         ended = await _access_ended(request, case_id)
         if ended is not None:
-            with contextlib.suppress(ConnectionError):
-                await response.write(f"event: end\ndata: {json.dumps({'reason': ended})}\n\n".encode())
+            await _end(response, *ended)
             return response
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(closing.wait(), STREAM_POLL_S)  # the next look, or shutdown
     return response
 
 
-async def _access_ended(request: web.Request, case_id: str) -> str | None:
-    """Why the stream must end now (its login ended, or it no longer sees the whole case), or None."""
+async def _end(response: web.StreamResponse, reason: str, status: str | None) -> None:
+    """The stream's last message: why it ends, and the case's status (the page shows both)."""
+    with contextlib.suppress(ConnectionError):
+        message = json.dumps({"reason": reason, "status": status})
+        await response.write(f"event: end\ndata: {message}\n\n".encode())
+
+
+async def _access_ended(request: web.Request, case_id: str) -> tuple[str, str | None] | None:
+    """Why the stream must end now (its login ended, or it no longer sees the whole case), and the
+    case's status; None while it goes on."""
     now = request.app[CLOCK].now()
     principal = await session_principal(request.app[DB], request.cookies.get(COOKIE, ""), now)
     if principal is None:
-        return "Your login has ended: log in again to go on."
+        return "Your login has ended: log in again to go on.", None
     try:
-        _, access = await access_to(request, principal, case_id, audited=False)
+        case, access = await access_to(request, principal, case_id, audited=False)
     except (Forbidden, NotFound):
-        return "This case is no longer open to you."
-    return None if access.full else (access.why or "This case is no longer open to you.")
+        return CLOSED_TO_YOU, None
+    return None if access.full else (access.why or CLOSED_TO_YOU, case.status)
