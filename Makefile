@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Two workers: the suite mostly waits on the services it starts (TEST_WORKERS=0 runs it in one process).
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint typecheck check serve clean
 
@@ -16,7 +18,7 @@ demo: $(STAMP)  ## the service + phone simulator + a sample alert, live (SCRIPTE
 	$(BIN)/responder demo $(if $(SCRIPTED),--scripted,)
 
 test: $(STAMP)  ## the whole suite, on SQLite and PostgreSQL
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
