@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "samples"
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"
-API_TOKEN = "bench-api-token"
+API_TOKEN = "bench-api-token-0123456789abcdefghi"  # serve wants 32 characters at least
 SOCIAL_SECRET = "whsec_" + "c29jaWFsLWV4YW1wbGUtc2VjcmV0LWZvci10ZXN0cw=="
 FORUM_SECRET = "whsec_" + "Zm9ydW0tZXhhbXBsZS1zZWNyZXQtZm9yLXRlc3Rz"
 SERVICE_NUMBER = "+15005550006"
@@ -91,7 +91,7 @@ def environment(db_url: str, public_url: str, api_base: str, log_level: str = "w
         "RESPONDER_TWILIO_FROM": SERVICE_NUMBER,
         "RESPONDER_TWILIO_API_BASE": api_base,
         "RESPONDER_API_TOKEN": API_TOKEN,
-        "RESPONDER_LINK_SECRET": "bench-link-secret",
+        "RESPONDER_LINK_SECRET": "bench-link-secret-0123456789abcdefg",
         "RESPONDER_SECRET_SOCIAL_EXAMPLE": SOCIAL_SECRET,
         "RESPONDER_SECRET_FORUM_EXAMPLE": FORUM_SECRET,
         "RESPONDER_TIME_SCALE": "1",
@@ -130,11 +130,15 @@ def migrate(env: Mapping[str, str]) -> None:
 
 
 @contextmanager
-def serving(env: Mapping[str, str], port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """`responder serve` as a subprocess in its own session (Ctrl-C reaches only us); stopped on exit."""
+def serving(
+    env: Mapping[str, str], port: int, log_path: Path, program: Sequence[str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`responder serve` as a subprocess in its own session (Ctrl-C reaches only us); stopped on exit.
+
+    `program`: another command line that takes `responder`'s arguments (a benchmark's baseline)."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [responder_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [*(program or [responder_command()]), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=dict(env),
             cwd=ROOT,
             stdout=log,

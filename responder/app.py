@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
+from responder.accounts.login_limit import flush_bursts
 from responder.api import alerts, cases, health, links, review, schedules, twilio_hooks
+from responder.api.forwarded import forwarded_middleware
 from responder.api.keys import CLOCK, DB, ENGINE, INTAKE, LINKS, ROSTER, SETTINGS, TWILIO_CHECKER, VERIFIER
 from responder.api.middleware import errors_middleware
 from responder.api.schedules import ICAL_SECRET, refresh_overrides
@@ -38,6 +41,7 @@ from responder.store.db import Database
 from responder.store.migrate import is_up_to_date
 from responder.store.models import Integration, Page, Person
 from responder.store.queries import CLAIMED, PENDING
+from responder.web import headers as web_headers
 from responder.web import views as web_pages
 
 log = get_logger(__name__)
@@ -90,7 +94,10 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     problems = check_serving(settings) + check_playbooks(roster, playbooks)
     if problems:
         raise ConfigError(problems)
-    app = web.Application(middlewares=[errors_middleware], client_max_size=1024 * 1024)
+    middlewares: list[Middleware] = [errors_middleware]
+    if settings.env.trusted_proxies:  # the client behind them, for the login limit and the audit log
+        middlewares.append(forwarded_middleware(settings.env.trusted_proxies))
+    app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[PLAYBOOKS] = playbooks
@@ -103,11 +110,12 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     if not settings.env.link_secret:
         log.warning("link_secret_generated", hint="set RESPONDER_LINK_SECRET so links survive restarts")
     app[LINKS] = LinkSigner(link_secret)
-    app[ICAL_SECRET] = link_secret
+    app[ICAL_SECRET] = settings.env.ical_secret  # empty: the calendar feeds are off (404)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_engine)
     app.cleanup_ctx.append(_schedules)
     web_pages.setup(app)
+    web_headers.setup(app)
     for table in (
         alerts.routes,
         cases.routes,
@@ -186,7 +194,8 @@ async def _schedules(app: web.Application) -> AsyncIterator[None]:
 
 async def _housekeeping(app: web.Application) -> None:
     """Once per sweep interval: reload changed schedule files, copy overrides and contact flags made by
-    other replicas, reconcile pages Twilio said nothing more about, and send hand-off SMS."""
+    other replicas, audit the refused logins of lock windows that ended, reconcile pages Twilio said
+    nothing more about, and send hand-off SMS."""
     settings = app[SETTINGS]
     directory = settings.schedules_dir
     seen = signature(directory)
@@ -199,6 +208,7 @@ async def _housekeeping(app: web.Application) -> None:
                 seen = current
                 await _reload_schedules(app)
             await refresh_overrides(app)
+            await flush_bursts(app[DB], app[CLOCK].now())  # a lock's count is audited when it ends
             await app[ENGINE].refresh_flags()  # STOPs and refused numbers seen by other replicas
             outbox, now = app[ENGINE].outbox, app[CLOCK].now()
             if outbox is not None:

@@ -1,5 +1,6 @@
 """The `responder` command: serve, check, db, demo, simulator, simulate-alert, playbook explain,
-oncall (who, gaps, feeds), users add, tokens create."""
+oncall (who, gaps, feeds), ical (url, revoke), users (add, list, disable, enable, roles,
+reset-password), tokens (create, list, revoke)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import Sequence
 
 from responder.errors import ConfigError
 from responder.logging import configure_logging
-from responder.settings import ROLES
+from responder.secret_checks import insecure_public_url
+from responder.settings import ROLES, Settings
 
 
 def _days(value: str) -> float:
@@ -61,20 +63,15 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="machine-readable output")
         command.add_argument("--no-db", action="store_true", help="files only: leave out API overrides")
     oncall_sub.add_parser("feeds", help="the secret iCal feed URLs per schedule and per person")
-    users = sub.add_parser("users", help="web accounts")
-    users_sub = users.add_subparsers(dest="users_command", required=True)
-    add = users_sub.add_parser("add", help="create a user (asks for the password)")
-    add.add_argument("username")
-    add.add_argument(
-        "--role", action="append", required=True, help="repeatable: negotiator, manager, admin, ..."
-    )
-    add.add_argument("--person", default=None, help="their roster id (negotiators and investigators)")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    tokens = sub.add_parser("tokens", help="API tokens")
-    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
-    create = tokens_sub.add_parser("create", help="create a token (printed once; stored hashed)")
-    create.add_argument("name")
-    create.add_argument("--role", required=True)
+    ical = sub.add_parser("ical", help="one calendar feed: its secret URL, or revoke it")
+    ical_sub = ical.add_subparsers(dest="ical_command", required=True)
+    for action, about in (("url", "print its current URL"), ("revoke", "revoke its URL, print the new")):
+        feed = ical_sub.add_parser(action, help=about)
+        feed.add_argument("kind", choices=["schedule", "person"])
+        feed.add_argument("id", help="the schedule's or the person's id")
+    from responder.accounts.cli import add_parsers as add_account_parsers
+
+    add_account_parsers(sub)  # users ..., tokens ...
     return parser
 
 
@@ -105,18 +102,16 @@ def _run(args: argparse.Namespace) -> int:
         from responder.demo import run_demo
 
         return asyncio.run(run_demo(scripted=args.scripted, alert_path=args.alert))
-    settings = load_settings(require_secrets=args.command not in ("check", "db", "oncall", "users", "tokens"))
+    settings = load_settings(
+        require_secrets=args.command not in ("check", "db", "oncall", "ical", "users", "tokens")
+    )
     configure_logging(settings.env.log_format, settings.env.log_level)
     if args.command == "check":
         return _check(settings)
-    if args.command == "users":
-        from responder.accounts.cli import add_user
+    if args.command in ("users", "tokens"):
+        from responder.accounts.cli import run as run_accounts
 
-        return add_user(settings, args.username, args.role, args.person, args.password_stdin)
-    if args.command == "tokens":
-        from responder.accounts.cli import create_api_token
-
-        return create_api_token(settings, args.name, args.role)
+        return run_accounts(settings, args)
     if args.command == "oncall":
         from responder.oncall import cli as oncall
 
@@ -126,7 +121,14 @@ def _run(args: argparse.Namespace) -> int:
             )
         if args.oncall_command == "gaps":
             return oncall.gap_report(settings, args.days, args.start, args.json, not args.no_db)
-        return oncall.feeds(settings)
+        from responder.oncall.ical_cli import feeds
+
+        return feeds(settings)
+    if args.command == "ical":
+        from responder.oncall import ical_cli
+
+        command = ical_cli.url if args.ical_command == "url" else ical_cli.revoke
+        return command(settings, args.kind, args.id)
     if args.command == "db":
         return asyncio.run(_db(settings.env.database_url, args.action))
     if args.command == "simulate-alert":
@@ -163,13 +165,25 @@ def _check(settings: object) -> int:
     if problems or roster is None:
         raise ConfigError(problems)
     people, names = len(settings.config.people), ", ".join(p.name for p in playbooks)
-    for warning in settings.missing_secrets:
-        print(f"warning: {warning} (needed by `responder serve`)", file=sys.stderr)
+    for line in _warnings(settings):
+        print(line, file=sys.stderr)
     print(
         f"ok: {settings.env.config_path} ({people} people), {len(roster.schedules)} schedules in"
         f" {settings.schedules_dir}, playbooks: {names}"
     )
     return 0
+
+
+def _warnings(settings: Settings) -> list[str]:
+    """What `check` passes but `serve` refuses, or what is risky or off in production."""
+    lines = [f"warning: {w} (needed by `responder serve`)" for w in settings.missing_secrets]
+    lines += [f"warning: {w} (refused by `responder serve`)" for w in settings.weak_secrets]
+    why = insecure_public_url(settings.env.public_url)
+    if why:
+        lines.append(f"warning: environment RESPONDER_PUBLIC_URL: {why}")
+    if not settings.env.ical_secret:
+        lines.append("note: RESPONDER_ICAL_SECRET is not set: the calendar feeds are off (404)")
+    return lines
 
 
 async def _db(url: str, action: str) -> int:

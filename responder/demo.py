@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import socket
 import uuid
 from datetime import UTC, datetime
@@ -70,8 +71,10 @@ def _environment(db_path: Path, public_url: str, api_base: str) -> dict[str, str
         "TWILIO_AUTH_TOKEN": uuid.uuid4().hex,
         "RESPONDER_TWILIO_FROM": SERVICE_NUMBER,
         "RESPONDER_TWILIO_API_BASE": api_base,
-        "RESPONDER_API_TOKEN": "demo-token",
-        "RESPONDER_LINK_SECRET": uuid.uuid4().hex,
+        # Made afresh each run, as long as `serve` demands (32 characters at least).
+        "RESPONDER_API_TOKEN": secrets.token_urlsafe(32),
+        "RESPONDER_LINK_SECRET": secrets.token_urlsafe(32),
+        "RESPONDER_ICAL_SECRET": secrets.token_urlsafe(32),
         "RESPONDER_TIME_SCALE": str(TIME_SCALE),
         **SECRETS,
     }
@@ -128,7 +131,8 @@ async def _play(settings: Settings, sim: PhoneSimulator, url: str, sample: Path,
         f"web pages: {url}/  (log in as ana, the negotiator, or maya, the manager;"
         f" password {DEMO_PASSWORD})\n"
     )
-    async with aiohttp.ClientSession(headers={"Authorization": "Bearer demo-token"}) as http:
+    bearer = {"Authorization": f"Bearer {settings.env.api_token}"}
+    async with aiohttp.ClientSession(headers=bearer) as http:
         async with http.post(f"{url}/v1/alerts", data=body, headers=signed_headers(secret, body)) as response:
             answer = await response.json()
         print(f"POST /v1/alerts → {response.status} {answer}")

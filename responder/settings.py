@@ -9,15 +9,17 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from responder.errors import ConfigError
+from responder.secret_checks import short_secret, weak_webhook_secret
 from responder.yamlfile import PathKey, load_yaml, validate_doc
 
 ROLES = ("investigator", "negotiator", "team_lead", "manager", "admin")
@@ -37,6 +39,12 @@ class EnvSettings(BaseSettings):
         "sqlite+aiosqlite:///var/responder.db", validation_alias="RESPONDER_DATABASE_URL"
     )
     public_url: str = Field("http://127.0.0.1:8080", validation_alias="RESPONDER_PUBLIC_URL")
+    # Reverse proxies whose X-Forwarded-For names the client (comma-separated addresses or networks).
+    # Empty: the client is the peer of the connection, and X-Forwarded-For is ignored.
+    # (NoDecode: the variable is a plain list, not the JSON pydantic-settings expects for a tuple.)
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        (), validation_alias="RESPONDER_TRUSTED_PROXIES"
+    )
     twilio_account_sid: str = Field("", validation_alias="TWILIO_ACCOUNT_SID")
     twilio_auth_token: str = Field("", validation_alias="TWILIO_AUTH_TOKEN", repr=False)
     # During a rotation of the auth token: callbacks signed with this one are accepted too.
@@ -60,6 +68,9 @@ class EnvSettings(BaseSettings):
     )
     api_token: str = Field("", validation_alias="RESPONDER_API_TOKEN", repr=False)
     link_secret: str = Field("", validation_alias="RESPONDER_LINK_SECRET", repr=False)
+    # Keys the calendar feed URLs; its own secret, so feed URLs and accept links never share a key.
+    # Empty: the feeds are off (404).
+    ical_secret: str = Field("", validation_alias="RESPONDER_ICAL_SECRET", repr=False)
     playbooks_dir: Path = Field(Path("playbooks"), validation_alias="RESPONDER_PLAYBOOKS_DIR")
     # One schedule per file; by default the schedules/ folder next to the config file.
     schedules_dir: Path | None = Field(None, validation_alias="RESPONDER_SCHEDULES_DIR")
@@ -92,6 +103,23 @@ class EnvSettings(BaseSettings):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an absolute http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks = []
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            try:
+                networks.append(ip_network(part))
+            except ValueError:
+                raise ValueError(
+                    f"{part!r} is not an IP address or network: list them like 10.0.0.5,10.1.0.0/16"
+                ) from None
+        return tuple(networks)
 
     @field_validator("database_url")
     @classmethod
@@ -220,6 +248,7 @@ class Settings:
     config: ConfigFile
     webhook_secrets: Mapping[str, str]
     missing_secrets: tuple[str, ...] = ()  # only when loaded without require_secrets
+    weak_secrets: tuple[str, ...] = ()  # too short to keep guessing out; likewise
 
     def person(self, person_id: str) -> PersonConfig | None:
         return next((p for p in self.config.people if p.id == person_id), None)
@@ -233,7 +262,8 @@ def load_settings(environ: Mapping[str, str] | None = None, require_secrets: boo
     """Build and validate the settings; every problem is reported with its field path.
 
     `require_secrets=False` (for `check` and `db`) lists missing integration secrets in
-    `Settings.missing_secrets` instead of refusing: they belong to where the service runs.
+    `Settings.missing_secrets`, and secrets too short in `Settings.weak_secrets`, instead of
+    refusing: they belong to where the service runs.
     """
     environ = os.environ if environ is None else environ
     env = _load_env(environ)
@@ -251,9 +281,42 @@ def load_settings(environ: Mapping[str, str] | None = None, require_secrets: boo
                 f"{integration.secret_env} must hold the integration's secret (whsec_...)"
             )
         secrets[integration.name] = secret
-    if problems or (missing and require_secrets):
-        raise ConfigError(problems + (missing if require_secrets else []))
-    return Settings(env=env, config=config, webhook_secrets=secrets, missing_secrets=tuple(missing))
+    weak = _weak_secrets(env, config, environ, doc.filename, doc.line_of)
+    refused = missing + weak if require_secrets else []
+    if problems or refused:
+        raise ConfigError(problems + refused)
+    return Settings(
+        env=env,
+        config=config,
+        webhook_secrets=secrets,
+        missing_secrets=tuple(missing),
+        weak_secrets=tuple(weak),
+    )
+
+
+def _weak_secrets(
+    env: EnvSettings,
+    config: ConfigFile,
+    environ: Mapping[str, str],
+    filename: str,
+    line_of: Callable[[PathKey], int],
+) -> list[str]:
+    """Secrets set but too short to keep guessing out; each named by its variable, never quoted."""
+    values = {  # empty ones mean "off" (the case API, the feeds) or "make one up" (the link key)
+        "RESPONDER_API_TOKEN": env.api_token,
+        "RESPONDER_LINK_SECRET": env.link_secret,
+        "RESPONDER_ICAL_SECRET": env.ical_secret,
+    }
+    weak = [f"environment {name}: {why}" for name, value in values.items() if (why := short_secret(value))]
+    for index, integration in enumerate(config.integrations):
+        secret = environ.get(integration.secret_env, "")
+        why = weak_webhook_secret(secret) if secret.startswith("whsec_") else None  # else: missing
+        if why:
+            weak.append(
+                f"{filename}:{line_of(('integrations', index, 'secret_env'))}: integrations[{index}]"
+                f".secret_env: environment variable {integration.secret_env}: {why}"
+            )
+    return weak
 
 
 def _load_env(environ: Mapping[str, str]) -> EnvSettings:

@@ -7,10 +7,10 @@ import json
 import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator, MutableMapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from aiohttp.typedefs import Handler
 
 from responder.api.keys import DB
 from responder.app import build_app
+from responder.clock import Clock
 from responder.oncall.config import load_schedules
 from responder.oncall.roster import Roster
 from responder.settings import ConfigFile, Settings, load_settings
@@ -36,7 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "samples"
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-API_TOKEN = "test-api-token"
+# Shared secrets as long as `serve` demands (32 characters at least: responder/secret_checks.py).
+API_TOKEN = "test-api-token-0123456789abcdefghij"
+LINK_SECRET = "test-link-secret-0123456789abcdefgh"
+ICAL_SECRET = "test-ical-secret-0123456789abcdefgh"
 SOCIAL_SECRET = "whsec_" + "c29jaWFsLWV4YW1wbGUtc2VjcmV0LWZvci10ZXN0cw=="
 FORUM_SECRET = "whsec_" + "Zm9ydW0tZXhhbXBsZS1zZWNyZXQtZm9yLXRlc3Rz"
 SERVICE_NUMBER = "+15005550006"
@@ -89,7 +93,8 @@ def environment(db_url: str, public_url: str, api_base: str, **extra: str) -> di
         "RESPONDER_TWILIO_FROM": SERVICE_NUMBER,
         "RESPONDER_TWILIO_API_BASE": api_base,
         "RESPONDER_API_TOKEN": API_TOKEN,
-        "RESPONDER_LINK_SECRET": "test-link-secret",
+        "RESPONDER_LINK_SECRET": LINK_SECRET,
+        "RESPONDER_ICAL_SECRET": ICAL_SECRET,
         "RESPONDER_SECRET_SOCIAL_EXAMPLE": SOCIAL_SECRET,
         "RESPONDER_SECRET_FORUM_EXAMPLE": FORUM_SECRET,
         "RESPONDER_TIME_SCALE": "0.01",
@@ -167,9 +172,14 @@ async def start_service(
     http: aiohttp.ClientSession,
     sock: socket.socket | None = None,
     migrate: bool = True,
+    clock: Clock | None = None,
+    routes: Sequence[web.AbstractRouteDef] = (),
     **extra: str,
 ) -> Service:
-    """Migrate the database and start the real app on a real port; the simulator calls it back."""
+    """Migrate the database and start the real app on a real port; the simulator calls it back.
+
+    `clock`: the service's time (default the wall clock), e.g. a ShiftedClock to fast-forward.
+    `routes`: a test's own handlers besides the app's (one that crashes, say)."""
     sock = sock or bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = load_settings(environment(db_url, url, sim.url, **extra))
@@ -190,8 +200,9 @@ async def start_service(
         finally:
             handling.discard(task)
 
-    app = build_app(settings)
+    app = build_app(settings, clock)
     app.middlewares.insert(0, note_task)
+    app.router.add_routes(routes)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     try:
         await runner.setup()
@@ -216,6 +227,21 @@ async def stop_service(service: Service) -> None:
         await asyncio.gather(*left, return_exceptions=True)
         if left:
             await runner.app[DB].close()  # the connection they opened after the app's own close
+
+
+class ShiftedClock:
+    """The wall clock, moved forward on demand: a 15-minute window passes in a test at once, while the
+    service's own timers keep running in real time."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+    def fast_forward(self, seconds: float) -> datetime:
+        self.ahead += timedelta(seconds=seconds)
+        return self.now()
 
 
 def new_alert_id() -> str:

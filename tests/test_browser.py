@@ -203,7 +203,7 @@ async def test_an_admin_creates_an_account_in_the_browser(service: Service, chro
     await page.wait_for_selector("text=User bruno created.")
     assert "bruno" in await page.text_content("#users")
     await page.click("#disable-bruno")
-    await page.wait_for_selector("text=User bruno disabled: 0 open sessions ended.")
+    await page.wait_for_selector("text=User bruno disabled; open sessions ended: 0.")
     assert await page.text_content("#user-bruno .state") == "no"
     await page.click("#change-bruno summary")  # roles and a one-time password, folded by default
     await page.check("#change-bruno input[value=team_lead]")

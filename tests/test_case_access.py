@@ -311,3 +311,90 @@ async def test_the_live_timeline_ends_when_someone_else_takes_the_case(service: 
             assert (await asyncio.wait_for(stream.content.read(), WAIT_S)).strip() == b""
     finally:
         await ines.close()
+
+
+async def test_a_person_link_gives_nothing_to_roles_that_are_not_paged(db_url: str, service: Service) -> None:
+    """An auditor or an admin account linked to a roster person is not that person on call."""
+    db = Database(db_url)
+    try:
+        now = datetime.now(UTC)
+        await create_user(db, "aud-ines", PASSWORD, ["auditor"], "ines", now)
+        await create_user(db, "adm-ana", PASSWORD, ["admin"], "ana", now)
+    finally:
+        await db.close()
+    case_id = await paris_case(service)
+    for name in ("aud-ines", "adm-ana"):
+        browser = await logged_in(service, name)
+        try:
+            status, page = await browser.get(f"/cases/{case_id}")
+            assert status == 403 and personal_in(page) == [], name
+            status, page = await browser.get("/cases")
+            assert case_id not in page, name
+        finally:
+            await browser.close()
+    assert (await service.case(case_id))["status"] == "open"
+
+
+async def test_an_old_case_is_read_only_even_for_a_team_lead(db_url: str, closing_service: Service) -> None:
+    service = closing_service
+    case_id = await accepted_by_ana(service)
+    status, _ = await service.resolve(case_id, {"outcome": "deescalated"})
+    assert status == 200
+    tom = await logged_in(service, "tom")
+    try:
+        status, form = await tom.get(f"/cases/{case_id}")
+        assert status == 403 and 'name="reason"' in form
+        for path, fields in (
+            (f"/cases/{case_id}/notes", {"text": "a note without a reason"}),
+            (f"/cases/{case_id}/tasks/triage/done", {}),
+        ):
+            status, answer = await tom.post(path, fields, form)
+            assert status == 403 and "reason" in answer and personal_in(answer) == [], path
+        status, page = await tom.post(f"/cases/{case_id}/open", {"reason": "supervision"}, form)
+        assert status == 200 and "Camille D. (fictional)" in page
+        assert "/notes" not in page and "/done" not in page  # the break-glass view is read-only
+    finally:
+        await tom.close()
+    async with service.http.get(
+        f"{service.url}/v1/cases/{case_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    ) as answer:
+        assert answer.status == 403
+    rows = await audit_rows(db_url, case_id)
+    refused = [(a, d.get("reason_required")) for a, action, d in rows if action == "case_view_refused"]
+    assert ("user:tom", True) in refused and ("setup-token", True) in refused
+    actions = [(a, action) for a, action, _ in rows]
+    assert actions.count(("user:tom", "case_action_refused")) == 2
+    async with service.http.get(
+        f"{service.url}/v1/cases/{case_id}",
+        headers={"Authorization": f"Bearer {API_TOKEN}", "X-Access-Reason": "checking the refusals"},
+    ) as answer:
+        timeline = [e["type"] for e in (await answer.json())["timeline"]]
+    assert "note" not in timeline and "task_done" not in timeline
+
+
+async def test_a_reconnecting_live_timeline_without_a_login_gets_its_end(service: Service) -> None:
+    case_id = await accepted_by_ana(service)
+    async with service.http.get(
+        f"{service.url}/cases/{case_id}/events", headers={"Accept": "text/event-stream"}
+    ) as stream:
+        assert stream.status == 200 and stream.content_type == "text/event-stream"
+        ended = await asyncio.wait_for(stream.content.read(), WAIT_S)
+        assert ended.startswith(b"event: end\n") and b"log in again" in ended
+
+
+async def test_a_reconnect_resumes_after_the_last_event_seen(service: Service) -> None:
+    case_id = await accepted_by_ana(service)
+    ana = await logged_in(service, "ana")
+    try:
+        async with ana.http.get(f"{service.url}/cases/{case_id}/events?after=0") as stream:
+            seen = await read_events(stream, b"case_accepted")
+        last = max(int(line[4:]) for line in seen.splitlines() if line.startswith(b"id: "))
+        async with ana.http.get(
+            f"{service.url}/cases/{case_id}/events?after=0", headers={"Last-Event-ID": str(last)}
+        ) as stream:
+            _, page = await ana.get(f"/cases/{case_id}")
+            await ana.post(f"/cases/{case_id}/notes", {"text": "after the reconnect"}, page)
+            again = await read_events(stream, b'"type": "note"')
+        assert b"case_accepted" not in again  # nothing seen before is sent twice
+    finally:
+        await ana.close()

@@ -18,7 +18,10 @@ from responder.store.models import Case
 
 # Who sees and works every case.
 LEADS = ("team_lead", "manager")
+# Who is paged, and so may be paged for a case or hold one.
+PAGED_ROLES = ("negotiator", "investigator")
 RESOLVED = "resolved"
+OLD_CASE = "This case was resolved a while ago: its details open only with a reason."
 
 
 class View(Enum):
@@ -31,8 +34,8 @@ class View(Enum):
 class CaseAccess:
     view: View
     answer: bool = False  # accept or pass it (a person paged while nobody has it)
-    work: bool = False  # tick tasks, add notes, record the outcome
-    reason_required: bool = False  # the full view only with a reason (an old resolved case)
+    work: bool = False  # tick tasks, add notes, record the outcome (a resolved one answers 409)
+    reason_required: bool = False  # the full view, and any change, only with a reason (an old case)
     why: str = ""  # for a refusal or a stub: said to the person, never personal
 
     @property
@@ -43,28 +46,36 @@ class CaseAccess:
 def case_access(
     principal: Principal, case: Case, paged: bool, now: datetime, holder_window: timedelta
 ) -> CaseAccess:
-    """What `principal` may see and do on `case`; `paged` says a page for the case went to them."""
+    """What `principal` may see and do on `case`; `paged` says a page for the case reached their
+    phone. Being paged or holding a case counts only for the roles that are paged (an auditor or an
+    admin linked to a roster person gains nothing by it)."""
     resolved = case.status == RESOLVED
     old = resolved and case.resolved_at is not None and now >= case.resolved_at + holder_window
+    on_call = principal.has(*PAGED_ROLES)
+    paged, unclaimed = paged and on_call, case.status == "open" and case.accepted_by is None
     if principal.has(*LEADS):
-        return CaseAccess(View.FULL, answer=paged and _unclaimed(case), work=True, reason_required=old)
-    holder = principal.person_id is not None and case.accepted_by == principal.person_id
+        return CaseAccess(
+            View.FULL,
+            answer=paged and unclaimed,
+            work=True,
+            reason_required=old,
+            why=OLD_CASE if old else "",
+        )
+    holder = on_call and principal.person_id is not None and case.accepted_by == principal.person_id
     if holder and not old:
         return CaseAccess(View.FULL, work=True)
     if holder:
         return CaseAccess(View.STUB, why="Resolved long enough ago that its details are closed to you.")
     if principal.has("auditor") and resolved:
-        return CaseAccess(View.FULL, reason_required=old)
-    if paged and _unclaimed(case):
+        return CaseAccess(View.FULL, reason_required=old, why=OLD_CASE if old else "")
+    if paged and unclaimed:
         return CaseAccess(View.FULL, answer=True)
     if paged:
         return CaseAccess(View.STUB, why="Someone else has this case: its details are theirs.")
     return CaseAccess(View.NONE, why="this case was not paged to you")
 
 
-def _unclaimed(case: Case) -> bool:
-    return case.status == "open" and case.accepted_by is None
-
-
-def work_refusal(what: str) -> str:
+def work_refusal(access: CaseAccess, what: str) -> str:
+    if access.reason_required:
+        return f"this case was resolved long ago: open it with a reason first; you cannot {what} here"
     return f"only the case's holder, team leads and managers can {what}"

@@ -1,10 +1,9 @@
-"""Users, web sessions and API tokens."""
+"""Users and web sessions (API tokens: accounts/tokens.py; later changes: accounts/lifecycle.py)."""
 
 from __future__ import annotations
 
 import functools
 import secrets
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,15 +19,21 @@ from responder.accounts.passwords import (
 )
 from responder.errors import Conflict, ValidationFailed
 from responder.store.db import Database
-from responder.store.models import ApiToken, User, WebSession
+from responder.store.models import User, WebSession
 from responder.store.queries import new_id
 
 ROLES = ("negotiator", "investigator", "team_lead", "manager", "admin", "auditor")
 # Who sees every case (everyone else sees the cases paged to them).
 SEES_ALL_CASES = frozenset({"team_lead", "manager"})
+# Who must be a roster person: the cases paged to them are found by their person id.
+PERSON_ROLES = frozenset({"negotiator", "investigator"})
+PERSON_REQUIRED = (
+    "a negotiator or investigator must be linked to a roster person (--person),"
+    " which is how the cases paged to them are known"
+)
 SESSION_TTL = timedelta(hours=12)
-# Logins: at most this many failures per username, and per client address, in the window.
-LOGIN_FAILURES, ADDRESS_FAILURES, LOGIN_WINDOW = 5, 20, timedelta(minutes=15)
+# The login limit (failures per username, per client address) is counted in the database:
+# accounts/login_limit.py.
 
 
 @dataclass(frozen=True)
@@ -39,9 +44,21 @@ class Principal:
     roles: frozenset[str]
     person_id: str | None = None
     csrf_token: str | None = None
+    must_change_password: bool = False  # an admin reset it: only /account/password opens
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles & set(roles))
+
+
+def role_problems(roles: list[str], person_id: str | None) -> list[dict[str, str]]:
+    """What is wrong with giving an account these roles and this roster person."""
+    unknown = [r for r in roles if r not in ROLES]
+    if not roles or unknown:
+        named = f"unknown {', '.join(repr(r) for r in unknown)}: " if unknown else ""
+        return [{"field": "roles", "message": f"{named}one or more of {', '.join(ROLES)}"}]
+    if PERSON_ROLES & set(roles) and person_id is None:
+        return [{"field": "person", "message": PERSON_REQUIRED}]
+    return []
 
 
 async def create_user(
@@ -52,10 +69,7 @@ async def create_user(
         problems.append({"field": "username", "message": "1 to 64 letters, digits, '.' or '-'"})
     if (why := password_problem(password)) is not None:
         problems.append({"field": "password", "message": why})
-    unknown = [r for r in roles if r not in ROLES]
-    if not roles or unknown:
-        named = f"unknown {', '.join(repr(r) for r in unknown)}: " if unknown else ""
-        problems.append({"field": "roles", "message": f"{named}one or more of {', '.join(ROLES)}"})
+    problems += role_problems(roles, person_id)
     if problems:
         raise ValidationFailed(problems)
     user = User(
@@ -72,29 +86,6 @@ async def create_user(
             raise Conflict([{"field": "username", "message": f"{username!r} is taken"}])
         session.add(user)
     return user
-
-
-class LoginThrottle:
-    """Failed logins per key (a username, a client address), in memory, per process."""
-
-    def __init__(self) -> None:
-        self._failures: dict[str, deque[datetime]] = {}
-
-    def blocked(self, keys: list[str], now: datetime) -> bool:
-        return any(
-            len(self._recent(k, now)) >= (ADDRESS_FAILURES if k.startswith("ip:") else LOGIN_FAILURES)
-            for k in keys
-        )
-
-    def failed(self, keys: list[str], now: datetime) -> None:
-        for key in keys:
-            self._recent(key, now).append(now)
-
-    def _recent(self, key: str, now: datetime) -> deque[datetime]:
-        found = self._failures.setdefault(key, deque())
-        while found and found[0] <= now - LOGIN_WINDOW:
-            found.popleft()
-        return found
 
 
 async def authenticate(db: Database, username: str, password: str) -> User | None:
@@ -147,26 +138,15 @@ async def session_principal(db: Database, token: str, now: datetime) -> Principa
     web_session, user = row
     if web_session.expires_at < now or not user.active:
         return None
-    return Principal(f"user:{user.username}", frozenset(user.roles), user.person_id, web_session.csrf_token)
+    return Principal(
+        f"user:{user.username}",
+        frozenset(user.roles),
+        user.person_id,
+        web_session.csrf_token,
+        user.must_change_password,
+    )
 
 
 async def close_session(db: Database, token: str) -> None:
     async with db.transaction() as session:
         await session.execute(delete(WebSession).where(col(WebSession.token_hash) == token_hash(token)))
-
-
-async def create_token(db: Database, name: str, role: str, now: datetime) -> str:
-    if role not in ROLES:
-        raise ValidationFailed([{"field": "role", "message": f"one of {', '.join(ROLES)}"}])
-    token = "rsp_" + secrets.token_urlsafe(32)
-    async with db.transaction() as session:
-        session.add(ApiToken(token_hash=token_hash(token), name=name, role=role, created_at=now))
-    return token
-
-
-async def token_principal(db: Database, token: str) -> Principal | None:
-    async with db.sessions() as session:
-        row = await session.get(ApiToken, token_hash(token))
-    if row is None or row.revoked_at is not None:
-        return None
-    return Principal(f"token:{row.name}", frozenset({row.role}))

@@ -6,8 +6,9 @@ import hmac
 
 from aiohttp import web
 
-from responder.accounts.service import ROLES, Principal, token_principal
-from responder.api.keys import DB, SETTINGS
+from responder.accounts.service import ROLES, Principal
+from responder.accounts.tokens import PREFIX, token_principal
+from responder.api.keys import CLOCK, DB, SETTINGS
 from responder.errors import Forbidden, Unauthorized
 
 # RESPONDER_API_TOKEN: for set-up and automation that must do everything (create the first users).
@@ -27,7 +28,11 @@ async def require_api(request: web.Request, *roles: str) -> Principal:
     expected = request.app[SETTINGS].env.api_token
     if expected and hmac.compare_digest(token, expected):
         return BOOTSTRAP
-    principal = await token_principal(request.app[DB], token) if token.startswith("rsp_") else None
+    principal = (
+        await token_principal(request.app[DB], token, request.app[CLOCK].now())
+        if token.startswith(PREFIX)
+        else None
+    )
     if principal is None:
         raise Unauthorized("Authorization: unknown or revoked token")
     if not principal.has(*roles):

@@ -245,6 +245,15 @@ async def _reason(request: web.Request, caller: Principal, case_id: str) -> str 
         return None
     given = request.headers.get(REASON_HEADER, "").strip()
     if not given or len(given) > REASON_MAX:
+        await audit(
+            request.app[DB],
+            caller.name,
+            "case_view_refused",
+            request.app[CLOCK].now(),
+            case_id,
+            path=request.path,
+            reason_required=True,
+        )
         raise ReasonRequired(
             [
                 {

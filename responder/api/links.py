@@ -23,10 +23,8 @@ routes = web.RouteTableDef()
 
 _PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem auto;max-width:28rem;padding:0 1rem}}
-button{{font-size:1.3rem;padding:.8rem 1.4rem;width:100%;background:#0a5;color:#fff;border:0;
-border-radius:.4rem}}
-</style></head><body><h1>{title}</h1><p>{message}</p>{form}</body></html>"""
+<link rel="stylesheet" href="/static/plain.css"></head>
+<body><h1>{title}</h1><p>{message}</p>{form}</body></html>"""
 _TEXT = {
     "en": {
         "title": "Case {ref}",

@@ -104,8 +104,8 @@ def _html_error(status: int, text: str, request_id: str) -> web.Response:
     lines = "<br>".join(html.escape(line) for line in text.split("\n"))
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>responder</title></head>'
-        f'<body style="font-family:system-ui,sans-serif;margin:2rem auto;max-width:28rem;padding:0 1rem">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>responder</title>'
+        '<link rel="stylesheet" href="/static/plain.css"></head><body>'
         f'<h1>{status}</h1><p>{lines}</p><p><a href="/">Back to responder</a></p>'
         f"<p><small>request {request_id}</small></p></body></html>"
     )

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 from responder.api.auth import ADMIN, SCHEDULE_READERS, require_api
 from responder.api.keys import CLOCK, DB, ROSTER, SETTINGS
-from responder.errors import Forbidden, InvalidJSON, NotFound, ValidationFailed
-from responder.oncall import store
-from responder.oncall.ical import calendar, feed_path, key_matches, schedule_spans
+from responder.errors import InvalidJSON, NotFound, ValidationFailed
+from responder.oncall import feeds, store
+from responder.oncall.ical import KINDS, calendar, feed_path, key_matches, schedule_spans
 from responder.oncall.schedule import Override, Schedule, Span
 from responder.settings import ROLES
 
@@ -77,10 +77,15 @@ async def who(request: web.Request) -> web.Response:
 @routes.get("/v1/schedules")
 async def list_schedules(request: web.Request) -> web.Response:
     await require_api(request, *SCHEDULE_READERS)
-    return web.json_response({"schedules": [_summary(request, s) for s in request.app[ROSTER].schedules]})
+    generations = await feeds.generations(request.app[DB], "schedules")
+    return web.json_response(
+        {"schedules": [_summary(request, s, generations.get(s.id, 0)) for s in request.app[ROSTER].schedules]}
+    )
 
 
-def _summary(request: web.Request, schedule: Schedule) -> dict[str, Any]:
+def _summary(request: web.Request, schedule: Schedule, generation: int) -> dict[str, Any]:
+    secret = request.app[ICAL_SECRET]
+    path = feed_path(secret, "schedules", schedule.id, generation) if secret else None
     return {
         "id": schedule.id,
         "title": schedule.title,
@@ -88,8 +93,7 @@ def _summary(request: web.Request, schedule: Schedule) -> dict[str, Any]:
         "regions": list(schedule.regions),
         "time_zone": schedule.time_zone,
         "layers": schedule.layer_names(),
-        "ical_url": request.app[SETTINGS].env.public_url
-        + feed_path(request.app[ICAL_SECRET], "schedules", schedule.id),
+        "ical_url": request.app[SETTINGS].env.public_url + path if path else None,  # None: feeds off
     }
 
 
@@ -117,10 +121,11 @@ async def get_schedule(request: web.Request) -> web.Response:
     schedule = _schedule(request)
     roster, now = request.app[ROSTER], request.app[CLOCK].now()
     events = await store.timeline(request.app[DB], schedule.id)
+    generation = await feeds.generation(request.app[DB], "schedules", schedule.id)
     turns = schedule_spans([schedule], roster.people, now, now + UPCOMING)
     return web.json_response(
         {
-            **_summary(request, schedule),
+            **_summary(request, schedule, generation),
             "overrides": [
                 {
                     "id": o.id,
@@ -219,12 +224,17 @@ async def refresh_overrides(app: web.Application) -> None:
 
 @routes.get("/ical/{kind}/{ident}.ics")
 async def ical_feed(request: web.Request) -> web.Response:
-    """Turns from a week ago to 60 days ahead, for calendar apps; the URL's key is the credential."""
+    """Turns from a week ago to 60 days ahead, for calendar apps; the URL's key is the credential.
+
+    Feeds off, an unknown kind, a wrong key and a revoked one all answer the same 404: the answer
+    never tells whether a feed exists."""
     kind, ident = request.match_info["kind"], request.match_info["ident"]
-    if kind not in ("schedules", "people"):
+    secret = request.app[ICAL_SECRET]
+    if not secret or kind not in KINDS:
         raise NotFound("no such feed")
-    if not key_matches(request.app[ICAL_SECRET], kind, ident, request.query.get("key", "")):
-        raise Forbidden("feed key does not match")
+    generation = await feeds.generation(request.app[DB], kind, ident)
+    if not key_matches(secret, kind, ident, generation, request.query.get("key", "")):
+        raise NotFound("no such feed")
     roster, now = request.app[ROSTER], request.app[CLOCK].now()
     start, end = now - FEED_PAST, now + FEED_AHEAD
     by_id = {s.id: s for s in roster.schedules}

@@ -1,4 +1,4 @@
-"""`responder oncall who|gaps|feeds`: the roster from the command line.
+"""`responder oncall who|gaps`: the roster from the command line (`feeds`: responder.oncall.ical_cli).
 
 API overrides live in the database: they are included when the database is reachable and migrated,
 otherwise the answer is from the files alone and says so.
@@ -14,7 +14,6 @@ from pathlib import Path
 
 from responder.errors import ConfigError
 from responder.oncall.config import load_roster, pairs
-from responder.oncall.ical import feed_path
 from responder.oncall.roster import Roster
 from responder.oncall.schedule import OnCall, gaps, hours_of
 from responder.settings import Settings
@@ -145,17 +144,3 @@ def gap_report(settings: Settings, days: float, start_raw: str | None, as_json: 
             )
         print(f"{len(rows)} hours with a gap")
     return 1 if rows else 0
-
-
-def feeds(settings: Settings) -> int:
-    """The secret iCal URLs, per schedule and per person (keyed with RESPONDER_LINK_SECRET)."""
-    secret = settings.env.link_secret
-    if not secret:
-        raise ConfigError(["environment RESPONDER_LINK_SECRET: required to make feed URLs that last"])
-    roster = load_roster(settings)
-    base = settings.env.public_url
-    for schedule in roster.schedules:
-        print(f"schedule {schedule.id}: {base}{feed_path(secret, 'schedules', schedule.id)}")
-    for person in roster.people.values():
-        print(f"person {person.id}: {base}{feed_path(secret, 'people', person.id)}")
-    return 0

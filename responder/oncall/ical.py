@@ -13,19 +13,24 @@ from icalendar import Calendar, Event
 from responder.oncall.schedule import Schedule, Span, spans
 from responder.settings import PersonConfig
 
-
-def feed_key(secret: str, kind: str, ident: str) -> str:
-    """The secret part of a feed URL: only someone given the URL can read the feed."""
-    mac = hmac.new(secret.encode(), f"ical:{kind}:{ident}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).decode().rstrip("=")[:32]
+# The feeds there are, by the word in their URL: one per schedule, one per person.
+KINDS = ("schedules", "people")
 
 
-def feed_path(secret: str, kind: str, ident: str) -> str:
-    return f"/ical/{kind}/{ident}.ics?key={feed_key(secret, kind, ident)}"
+def feed_key(secret: str, kind: str, ident: str, generation: int) -> str:
+    """The secret part of a feed URL: only someone given the URL can read the feed. Revoking the feed
+    bumps its generation, which changes its key: the old URL stops working, the others do not."""
+    message = f"ical:{kind}:{ident}:{generation}".encode()
+    mac = hmac.new(secret.encode(), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")[:32]  # 192 bits
 
 
-def key_matches(secret: str, kind: str, ident: str, given: str) -> bool:
-    return hmac.compare_digest(given, feed_key(secret, kind, ident))
+def feed_path(secret: str, kind: str, ident: str, generation: int) -> str:
+    return f"/ical/{kind}/{ident}.ics?key={feed_key(secret, kind, ident, generation)}"
+
+
+def key_matches(secret: str, kind: str, ident: str, generation: int, given: str) -> bool:
+    return hmac.compare_digest(given.encode(), feed_key(secret, kind, ident, generation).encode())
 
 
 def schedule_spans(

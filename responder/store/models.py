@@ -231,6 +231,8 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=256)
     active: bool = True
     created_at: datetime = _utc()
+    # Set by an admin's password reset: every page leads to /account/password until a new one is set.
+    must_change_password: bool = False
 
 
 class WebSession(SQLModel, table=True):
@@ -253,6 +255,9 @@ class ApiToken(SQLModel, table=True):
     role: str = Field(max_length=16)
     created_at: datetime = _utc()
     revoked_at: datetime | None = _utc(default=None, nullable=True)
+    # The user it acts for, if any: it works only while they are active and hold its role.
+    user_id: str | None = Field(default=None, foreign_key="app_user.id", index=True, max_length=32)
+    last_used_at: datetime | None = _utc(default=None, nullable=True)  # to the minute (TOKEN_USE_STEP)
 
 
 class AuditEvent(SQLModel, table=True):
@@ -260,12 +265,41 @@ class AuditEvent(SQLModel, table=True):
     database trigger refuses UPDATE and DELETE on both SQLite and PostgreSQL)."""
 
     __tablename__ = "audit_event"
+    __table_args__ = (  # /audit filters by actor, kind and period, newest first
+        Index("ix_audit_event_actor_id", "actor", "id"),
+        Index("ix_audit_event_action_id", "action", "id"),
+        Index("ix_audit_event_at", "at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = _utc()
     actor: str = Field(max_length=80)
     action: str = Field(max_length=40)
     case_id: str | None = Field(default=None, index=True, max_length=36)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class LoginLimit(SQLModel, table=True):
+    """Login attempts of one key (a username, a client address, a known device) in its current window,
+    shared by every replica. `attempts` holds failures and checks in progress (a success gives its
+    back); `refused` counts the attempts refused while the key was locked (one audit row per burst)."""
+
+    __tablename__ = "login_limit"
+    key: str = Field(primary_key=True, max_length=200)
+    window_started_at: datetime = _utc(index=True)
+    attempts: int = 0
+    refused: int = 0
+    first_refused_at: datetime | None = _utc(default=None, nullable=True)
+    last_refused_at: datetime | None = _utc(default=None, nullable=True)
+
+
+class LoginDevice(SQLModel, table=True):
+    """A browser that logged in as this user before: its cookie carries the token, the table its hash."""
+
+    __tablename__ = "login_device"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="app_user.id", index=True, max_length=32)
+    created_at: datetime = _utc()
+    expires_at: datetime = _utc()
 
 
 class TwilioInbound(SQLModel, table=True):
@@ -292,3 +326,14 @@ class OutboxLease(SQLModel, table=True):
     __tablename__ = "outbox_lease"
     owner: str = Field(primary_key=True, max_length=32)
     expires_at: datetime = _utc()
+
+
+class IcalFeed(SQLModel, table=True):
+    """A calendar feed revoked at least once: its generation goes into the key of its URL, so a
+    revocation (generation + 1) kills the old URL alone. A feed without a row is at generation 0."""
+
+    __tablename__ = "ical_feed"
+    kind: str = Field(primary_key=True, max_length=16)  # schedules or people, as in the URL
+    ident: str = Field(primary_key=True, max_length=64)
+    generation: int = 0
+    revoked_at: datetime | None = _utc(default=None, nullable=True)

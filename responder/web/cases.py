@@ -13,10 +13,10 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlmodel import col
 
-from responder.accounts.access import LEADS, CaseAccess, View, case_access, work_refusal
+from responder.accounts.access import LEADS, PAGED_ROLES, CaseAccess, View, case_access, work_refusal
 from responder.accounts.audit import audit
 from responder.accounts.service import Principal, session_principal
 from responder.api.cases import _load, case_json
@@ -40,6 +40,7 @@ from responder.web.views import (
     _field_errors,
     _utc_input,
     checked_form,
+    current,
     login_required,
     render,
 )
@@ -47,6 +48,7 @@ from responder.web.views import (
 routes = web.RouteTableDef()
 REASON_MAX = 500
 CLOSED_TO_YOU = "This case is no longer open to you."
+LOGGED_OUT = "Your login has ended: log in again to go on."
 
 
 @routes.get("/cases")
@@ -54,7 +56,11 @@ async def my_cases(request: web.Request) -> web.Response:
     principal = await login_required(request)
     query = select(Case).order_by(col(Case.received_at).desc()).limit(100)
     if not principal.has(*LEADS):
-        query = query.where(col(Case.id).in_(_paged_to(principal)))
+        # Only the roles that are paged have "their" cases (a person link on an auditor is nothing).
+        paged = (
+            _paged_to(principal) if principal.has(*PAGED_ROLES) else select(col(Page.case_id)).where(false())
+        )
+        query = query.where(col(Case.id).in_(paged))
     async with request.app[DB].sessions() as session:
         cases = (await session.execute(query)).scalars().all()
     heading = "All cases" if principal.has(*LEADS) else "Cases paged to you"
@@ -62,9 +68,11 @@ async def my_cases(request: web.Request) -> web.Response:
 
 
 def _paged_to(principal: Principal) -> Any:
-    """The cases a page (not a notice) went to this person for."""
+    """The cases a page (not a notice) was sent to this person for."""
     return select(col(Page.case_id)).where(
-        col(Page.person_id) == (principal.person_id or "\x00"), col(Page.purpose) == "page"
+        col(Page.person_id) == (principal.person_id or "\x00"),
+        col(Page.purpose) == "page",
+        col(Page.sent_at).is_not(None),  # it reached the phone company: held or refused pages do not count
     )
 
 
@@ -74,8 +82,9 @@ def holder_window(request: web.Request) -> timedelta:
 
 async def access_to(
     request: web.Request, principal: Principal, case_id: str, audited: bool = True
-) -> tuple[Case, CaseAccess]:
-    """The case and what this person may do with it; 404 for no such case, 403 (audited) for none."""
+) -> tuple[Case, CaseAccess, bool]:
+    """The case, what this person may do with it and whether they were paged for it; 404 for no such
+    case, 403 (audited) for none."""
     db, now = request.app[DB], request.app[CLOCK].now()
     async with db.sessions() as session:
         case = await session.get(Case, case_id)
@@ -93,14 +102,15 @@ async def access_to(
         if audited:
             await audit(db, principal.name, "case_view_refused", now, case_id, path=request.path)
         raise Forbidden(access.why)
-    return case, access
+    return case, access, paged
 
 
 async def may_work(request: web.Request, principal: Principal, what: str) -> str:
-    """The case id when this person may work the case (holder, team lead, manager); else 403, audited."""
+    """The case id when this person may work the case (holder, team lead, manager); else 403,
+    audited. A case resolved long ago is read-only, even for a lead."""
     case_id = request.match_info["case_id"]
-    _, access = await access_to(request, principal, case_id)
-    if not access.work:
+    _, access, _ = await access_to(request, principal, case_id)
+    if not access.work or access.reason_required:
         await audit(
             request.app[DB],
             principal.name,
@@ -109,7 +119,7 @@ async def may_work(request: web.Request, principal: Principal, what: str) -> str
             case_id,
             path=request.path,
         )
-        raise Forbidden(work_refusal(what))
+        raise Forbidden(work_refusal(access, what))
     return case_id
 
 
@@ -146,13 +156,26 @@ async def _render_case(
     message: str = "",
     reason: str | None = None,
 ) -> web.Response:
-    case, access = await access_to(request, principal, case_id)
-    if access.view is View.STUB or (access.reason_required and reason is None):
-        return _render_stub(request, principal, case, access, status, errors, message)
+    _, _, paged = await access_to(request, principal, case_id)
     loaded = await _load(request, case_id)
-    case = loaded[0]
+    case, now = loaded[0], request.app[CLOCK].now()
+    # Decided again on the case as loaded for the page: an accept in between makes it a stub.
+    access = case_access(principal, case, paged, now, holder_window(request))
+    if access.view is View.NONE:
+        raise Forbidden(access.why)
+    if access.view is View.STUB or (access.reason_required and reason is None):
+        if access.reason_required:
+            await audit(
+                request.app[DB],
+                principal.name,
+                "case_view_refused",
+                now,
+                case_id,
+                path=request.path,
+                reason_required=True,
+            )
+        return _render_stub(request, principal, case, access, status, errors, message)
     data = case_json(request, *loaded)
-    now = request.app[CLOCK].now()
     detail: dict[str, Any] = {"via": "web"} | ({"reason": reason} if reason is not None else {})
     await audit(request.app[DB], principal.name, "case_viewed", now, case_id, **detail)
     return render(
@@ -162,7 +185,7 @@ async def _render_case(
         case=data | {"is_live": case.is_live},
         alert=case.alert if isinstance(case.alert, dict) else {},
         can_answer=access.answer,
-        can_work=access.work,
+        can_work=access.work and reason is None,  # a break-glass view is read-only
         live=reason is None,  # a break-glass view is of a closed case: nothing more will come
         outcomes=OUTCOMES,
         times=TIMES,
@@ -323,16 +346,26 @@ async def case_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: the case's new timeline entries as they land (the page updates live).
 
     The stream lasts while its login and its access last: a logout, a disabled account, the case
-    taken by someone else or closed to this person ends it at the next look."""
-    principal = await login_required(request)
+    taken by someone else or closed to this person ends it at the next look, with a last `end`
+    message that tells the page to drop the person's details. A reconnect without a login or without
+    access gets that message at once (never a redirect the browser's EventSource cannot read)."""
     case_id = request.match_info["case_id"]
-    case, access = await access_to(request, principal, case_id)
-    after = int(request.query.get("after", "0")) if request.query.get("after", "0").isdigit() else 0
+    principal = await current(request)
+    access: CaseAccess | None = None
+    status: str | None = None
+    if principal is not None:
+        with contextlib.suppress(Forbidden):
+            case, access, _ = await access_to(request, principal, case_id)
+            status = case.status
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
-    if not access.full:  # the case left their hands before the page connected (a stub now)
-        await _end(response, access.why or CLOSED_TO_YOU, case.status)
+    if principal is None:
+        await _end(response, LOGGED_OUT, None)
         return response
+    if access is None or not access.full:  # no access, or the case left their hands before this
+        await _end(response, (access.why if access else "") or CLOSED_TO_YOU, status)
+        return response
+    after = _last_event_id(request)
     deadline = asyncio.get_running_loop().time() + 600  # the browser reconnects after this
     closing = request.app[STREAMS_CLOSING]
     while asyncio.get_running_loop().time() < deadline and not closing.is_set():
@@ -345,14 +378,14 @@ async def case_events(request: web.Request) -> web.StreamResponse:
                     .order_by(col(CaseEvent.id))
                 )
             ).all()
-        for event, status in rows:
+        for event, event_status in rows:
             after = event.id or after
             payload = {
                 "id": event.id,
                 "at": event.at.isoformat().replace("+00:00", "Z"),
                 "type": event.type,
                 "actor": event.actor,
-                "status": status,
+                "status": event_status,
             }
             try:
                 await response.write(f"id: {event.id}\ndata: {json.dumps(payload)}\n\n".encode())
@@ -368,6 +401,14 @@ async def case_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _last_event_id(request: web.Request) -> int:
+    """Where the stream starts: after the browser's Last-Event-ID on a reconnect, else `?after=`."""
+    for given in (request.headers.get("Last-Event-ID", ""), request.query.get("after", "")):
+        if given.isdigit() and len(given) <= 18:
+            return int(given)
+    return 0
+
+
 async def _end(response: web.StreamResponse, reason: str, status: str | None) -> None:
     """The stream's last message: why it ends, and the case's status (the page shows both)."""
     with contextlib.suppress(ConnectionError):
@@ -381,9 +422,9 @@ async def _access_ended(request: web.Request, case_id: str) -> tuple[str, str | 
     now = request.app[CLOCK].now()
     principal = await session_principal(request.app[DB], request.cookies.get(COOKIE, ""), now)
     if principal is None:
-        return "Your login has ended: log in again to go on.", None
+        return LOGGED_OUT, None
     try:
-        case, access = await access_to(request, principal, case_id, audited=False)
+        case, access, _ = await access_to(request, principal, case_id, audited=False)
     except (Forbidden, NotFound):
         return CLOSED_TO_YOU, None
     return None if access.full else (access.why or CLOSED_TO_YOU, case.status)

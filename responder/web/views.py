@@ -25,14 +25,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlmodel import col
 
-from responder.accounts.audit import audit, audit_trail
+from responder.accounts.audit import audit
+from responder.accounts.devices import COOKIE as DEVICE_COOKIE
+from responder.accounts.devices import DEVICE_TTL
+from responder.accounts.logins import LOGINS_AT_ONCE, LoginAttempt, log_in
 from responder.accounts.service import (
-    ROLES,
-    LoginThrottle,
     Principal,
-    authenticate,
     close_session,
-    create_user,
     open_session,
     session_principal,
 )
@@ -42,15 +41,15 @@ from responder.api.schedules import override_problems, refresh_overrides
 from responder.engine.acceptance import (
     OUTCOMES,
 )
-from responder.errors import Conflict, Forbidden, ValidationFailed
+from responder.errors import Forbidden, ValidationFailed
 from responder.oncall import store
 from responder.oncall.schedule import Override, spans
 from responder.review.metrics import LIVES_SAVED, Filters, Review, page_counts, parse_filters, review
-from responder.store.models import Case, CaseTask, Integration, User
+from responder.store.models import Case, CaseTask, Integration
 
 routes = web.RouteTableDef()
-CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 COOKIE, LOGIN_COOKIE = "responder_session", "responder_login"
+ACCOUNT_PAGE = "/account/password"  # web/account.py
 REVIEWERS = ("manager", "auditor")
 TIMES = (
     ("identified_at", "Identified"),
@@ -58,8 +57,8 @@ TIMES = (
     ("dispatched_at", "Dispatched"),
     ("contacted_at", "Contacted"),
 )
-THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)
+LOGIN_GATE = web.AppKey("login_gate", asyncio.Semaphore)
 # How often a live timeline looks for new events.
 STREAM_POLL_S = 0.5
 _TEMPLATES = jinja2.Environment(
@@ -78,11 +77,8 @@ _TEMPLATES.globals["web_link"] = web_link
 
 def render(name: str, status: int = 200, **context: Any) -> web.Response:
     body = _TEMPLATES.get_template(name).render(**context)
-    response = web.Response(text=body, content_type="text/html", status=status)
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    # The security headers (CSP, no-store...) are set on every answer by responder.web.headers.
+    return web.Response(text=body, content_type="text/html", status=status)
 
 
 def _secure(request: web.Request) -> bool:
@@ -100,6 +96,9 @@ async def login_required(request: web.Request, *roles: str) -> Principal:
     principal = await current(request)
     if principal is None:
         raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs)}")
+    if principal.must_change_password and request.path not in (ACCOUNT_PAGE, "/logout"):
+        # A one-time password set by an admin: nothing else opens until the user sets their own.
+        raise web.HTTPSeeOther(f"{ACCOUNT_PAGE}?next={quote(request.path_qs)}")
     if roles and not principal.has(*roles):
         await audit(
             request.app[DB], principal.name, "page_refused", request.app[CLOCK].now(), path=request.path
@@ -162,24 +161,24 @@ async def login(request: web.Request) -> web.Response:
     if not cookie or not hmac.compare_digest(cookie, given):
         raise Forbidden("the login form's CSRF token is missing or wrong: reload the page")
     now, db = request.app[CLOCK].now(), request.app[DB]
-    keys = [f"user:{username.lower()}", f"ip:{request.remote}"]
-    throttle = request.app[THROTTLE]
+    attempt = LoginAttempt(username, password, request.remote, request.cookies.get(DEVICE_COOKIE))
+    async with request.app[LOGIN_GATE]:
+        result = await log_in(db, attempt, now)
     # A refused login shows an empty form: an error answer never echoes what was sent (a password
     # typed into the username field, say).
-    if throttle.blocked(keys, now):
-        await audit(db, f"login:{username}", "login_throttled", now, ip=request.remote)
-        return render(
+    if result.locked_until is not None:
+        refused = render(
             "login.html",
             429,
             principal=None,
             csrf=given,
             next=target,
-            error="Too many failed attempts: wait 15 minutes and try again.",
+            error=f"Too many failed attempts: try again after {result.locked_until:%H:%M} UTC.",
         )
-    user = await authenticate(db, username, password)
+        refused.headers["Retry-After"] = str(max(1, int((result.locked_until - now).total_seconds())))
+        return refused
+    user = result.user
     if user is None:
-        throttle.failed(keys, now)
-        await audit(db, f"login:{username}", "login_failed", now, ip=request.remote)
         return render(
             "login.html",
             401,
@@ -195,6 +194,16 @@ async def login(request: web.Request) -> web.Response:
         COOKIE, token, httponly=True, samesite="Lax", secure=_secure(request), max_age=12 * 3600
     )
     response.del_cookie(LOGIN_COOKIE)
+    if result.new_device_token is not None:  # this browser is now a known device of the user
+        response.set_cookie(
+            DEVICE_COOKIE,
+            result.new_device_token,
+            path="/login",
+            httponly=True,
+            samesite="Strict",
+            secure=_secure(request),
+            max_age=int(DEVICE_TTL.total_seconds()),
+        )
     raise response
 
 
@@ -277,8 +286,8 @@ def _chart(result: Review) -> str:
         )
     height = len(items) * (bar_h + 6)
     return (
-        f'<svg role="img" aria-label="Outcome counts" viewBox="0 0 {width} {height}" width="100%" '
-        f'style="max-width:{width}px" xmlns="http://www.w3.org/2000/svg">{"".join(rows)}</svg>'
+        f'<svg role="img" aria-label="Outcome counts" viewBox="0 0 {width} {height}" width="{width}" '
+        f'class="chart" xmlns="http://www.w3.org/2000/svg">{"".join(rows)}</svg>'
     )
 
 
@@ -492,61 +501,7 @@ def _csv_value(value: Any) -> str:
 # --- admin ------------------------------------------------------------------------------------------
 
 
-@routes.get("/admin/users")
-async def users_page(request: web.Request) -> web.Response:
-    principal = await login_required(request, "admin")
-    return await _render_users(request, principal)
-
-
-async def _render_users(
-    request: web.Request,
-    principal: Principal,
-    status: int = 200,
-    errors: dict[str, str] | None = None,
-    form: dict[str, str] | None = None,
-    message: str = "",
-) -> web.Response:
-    async with request.app[DB].sessions() as session:
-        users = (await session.execute(select(User).order_by(col(User.username)))).scalars().all()
-    return render(
-        "users.html",
-        status,
-        principal=principal,
-        users=users,
-        roles=ROLES,
-        people=list(request.app[ROSTER].people.values()),
-        errors=errors or {},
-        form=form or {},
-        message=message,
-    )
-
-
-@routes.post("/admin/users")
-async def add_user(request: web.Request) -> web.Response:
-    principal = await login_required(request, "admin")
-    form = await checked_form(request, principal)
-    username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
-    roles = [str(r) for r in form.getall("roles", [])]
-    person = str(form.get("person", "")) or None
-    if person is not None and request.app[ROSTER].person(person) is None:
-        return await _render_users(
-            request, principal, 422, {"person": "Not in the roster."}, {"username": username}
-        )
-    now = request.app[CLOCK].now()
-    try:
-        await create_user(request.app[DB], username, password, roles, person, now)
-    except (ValidationFailed, Conflict) as exc:
-        detail = (
-            exc.detail
-            if isinstance(exc.detail, list)
-            else [{"field": "username", "message": str(exc.detail)}]
-        )
-        errors = _field_errors(detail)
-        return await _render_users(request, principal, 422, errors, {"username": username})
-    await audit(
-        request.app[DB], principal.name, "user_created", now, username=username, roles=roles, person=person
-    )
-    return await _render_users(request, principal, message=f"User {username} created.")
+# /admin/users: web/admin.py
 
 
 @routes.get("/admin/schedules")
@@ -624,12 +579,6 @@ async def add_schedule_override(request: web.Request) -> web.Response:
     return _render_schedules(request, principal, 422, errors, values)
 
 
-@routes.get("/audit")
-async def audit_page(request: web.Request) -> web.Response:
-    principal = await login_required(request, "auditor", "admin")
-    return render("audit.html", principal=principal, events=await audit_trail(request.app[DB]))
-
-
 @routes.get("/docs")
 async def api_docs(request: web.Request) -> web.Response:
     """The OpenAPI document rendered for people (no login: it describes, it holds no data)."""
@@ -637,11 +586,14 @@ async def api_docs(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    from responder.web import cases  # its pages use this module's helpers
+    from responder.web import account, admin, audit_log, cases  # their pages use this module's helpers
 
     app.router.add_routes(cases.routes)
-    app[THROTTLE] = LoginThrottle()
+    app.router.add_routes(audit_log.routes)
+    app.router.add_routes(admin.routes)
+    app.router.add_routes(account.routes)
     app[STREAMS_CLOSING] = asyncio.Event()
+    app[LOGIN_GATE] = asyncio.Semaphore(LOGINS_AT_ONCE)
     app.on_shutdown.append(_close_streams)
     app.router.add_routes(routes)
 
