@@ -17,10 +17,22 @@ from sqlmodel import col
 from responder.accounts.login_limit import flush_bursts
 from responder.api import alerts, cases, health, links, review, schedules, twilio_hooks
 from responder.api.forwarded import forwarded_middleware
-from responder.api.keys import CLOCK, DB, ENGINE, INTAKE, LINKS, ROSTER, SETTINGS, TWILIO_CHECKER, VERIFIER
+from responder.api.keys import (
+    CLOCK,
+    COMMANDS,
+    DB,
+    ENGINE,
+    INTAKE,
+    LINKS,
+    ROSTER,
+    SETTINGS,
+    TWILIO_CHECKER,
+    VERIFIER,
+)
 from responder.api.middleware import errors_middleware
 from responder.api.schedules import ICAL_SECRET, refresh_overrides
 from responder.clock import Clock, SystemClock
+from responder.engine.commands import CaseCommands
 from responder.engine.plan import compile_plan
 from responder.engine.playbook import Playbook, load_playbooks
 from responder.engine.runner import Engine
@@ -267,6 +279,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     await outbox.renew_lease()  # before its first claim
     engine.integration_names = {number: name for name, number in app[INTAKE].integration_ids.items()}
     app[ENGINE] = engine
+    app[COMMANDS] = CaseCommands(app[DB], app[ROSTER], engine, app[CLOCK])
     await engine.refresh_flags()
     engine.start(outbox)
     log.info("service_started", playbooks=sorted(plans), time_scale=env.time_scale)

@@ -8,7 +8,7 @@ import structlog
 from aiohttp import EofStream, web
 from aiohttp.http_exceptions import PayloadEncodingError as PayloadError
 
-from responder.api.keys import ENGINE, INTAKE, SETTINGS, VERIFIER
+from responder.api.keys import COMMANDS, INTAKE, SETTINGS, VERIFIER
 from responder.errors import BadRequest, PayloadTooLarge, ValidationFailed
 from responder.intake.schema import parse_alert
 from responder.logging import get_logger
@@ -63,11 +63,10 @@ async def post_alert(request: web.Request) -> web.Response:
     ALERTS.labels(alert.event, "duplicate" if result.duplicate else "taken").inc()
     if not result.duplicate:
         try:
-            await request.app[ENGINE].react(result.case_id, result.news)
+            await request.app[COMMANDS].alert_stored(result.case_id, result.news)
         except Exception:
             # Stored is stored: the answer stays 202 (a 5xx would make the platform resend a repeat).
             log.exception("reaction_failed", news=list(result.news))
-        request.app[ENGINE].kick()
     log.info(
         "alert_received",
         integration=integration,

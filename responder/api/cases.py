@@ -14,8 +14,7 @@ from responder.accounts.access import case_access
 from responder.accounts.audit import audit
 from responder.accounts.service import Principal
 from responder.api.auth import CASE_ROLES, require_api
-from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS
-from responder.engine.acceptance import add_note, complete_task, resolve
+from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS
 from responder.errors import Forbidden, InvalidJSON, NotFound, ValidationFailed
 from responder.store.models import Case, CaseEvent, CaseTask, Page
 
@@ -149,14 +148,9 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 async def task_done(request: web.Request) -> web.Response:
     caller = await require_api(request, *CASE_ROLES)
     reason = await _reason(request, caller, request.match_info["case_id"])
-    await complete_task(
-        request.app[DB],
-        request.match_info["case_id"],
-        request.match_info["task"],
-        caller.name,
-        request.app[CLOCK].now(),
+    await request.app[COMMANDS].task_done(
+        request.match_info["case_id"], request.match_info["task"], caller.name
     )
-    request.app[ENGINE].kick()
     return await _answer(request, caller, request.match_info["case_id"], reason)
 
 
@@ -167,10 +161,7 @@ async def post_note(request: web.Request) -> web.Response:
     if not isinstance(text, str) or not text.strip() or len(text) > 4000:
         raise ValidationFailed([{"field": "text", "message": "required: 1 to 4000 characters"}])
     reason = await _reason(request, caller, request.match_info["case_id"])
-    await add_note(
-        request.app[DB], request.match_info["case_id"], text.strip(), caller.name, request.app[CLOCK].now()
-    )
-    request.app[ENGINE].kick()
+    await request.app[COMMANDS].note(request.match_info["case_id"], text.strip(), caller.name)
     return await _answer(request, caller, request.match_info["case_id"], reason, status=201)
 
 
@@ -222,13 +213,8 @@ async def resolve_case(request: web.Request) -> web.Response:
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 2000):
         raise ValidationFailed([{"field": "note", "message": "must be a string of at most 2000 characters"}])
-    case = await resolve(
-        request.app[DB],
-        request.match_info["case_id"],
-        body["outcome"],
-        note,
-        caller.name,
-        request.app[CLOCK].now(),
+    case = await request.app[COMMANDS].resolve(
+        request.match_info["case_id"], body["outcome"], note, caller.name
     )
     return await _answer(request, caller, case.id, None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from responder.clock import Clock
+from responder.engine.commands import CaseCommands
 from responder.engine.runner import Engine
 from responder.intake.service import Intake
 from responder.intake.signatures import SignatureVerifier
@@ -19,6 +20,8 @@ CLOCK = web.AppKey("clock", Clock)
 DB = web.AppKey("db", Database)
 ROSTER = web.AppKey("roster", Roster)
 ENGINE = web.AppKey("engine", Engine)
+# What handlers call to change a case (they never drive the engine themselves).
+COMMANDS = web.AppKey("commands", CaseCommands)
 INTAKE = web.AppKey("intake", Intake)
 VERIFIER = web.AppKey("verifier", SignatureVerifier)
 TWILIO_CHECKER = web.AppKey("twilio_checker", SignatureChecker)

@@ -11,8 +11,7 @@ from aiohttp import web
 from sqlalchemy import update
 from sqlmodel import col
 
-from responder.api.keys import CLOCK, DB, ENGINE, LINKS, ROSTER
-from responder.engine.acceptance import accept
+from responder.api.keys import CLOCK, COMMANDS, DB, LINKS, ROSTER
 from responder.errors import Gone, NotFound
 from responder.paging import inbound
 from responder.paging.messages import language_of
@@ -114,10 +113,9 @@ async def use_link(request: web.Request) -> web.Response:
         )
     if rowcount(used) != 1:
         return _after_use(request, page, case, lang)
-    result = await accept(request.app[DB], request.app[ROSTER], case.id, page.person_id, "link", now)
-    request.app[ENGINE].kick()
-    if result.won:
+    answer = await request.app[COMMANDS].accept(case.id, page.person_id, "link")
+    if answer.came_to == "accepted":
         return _html(lang, case.ref, "yours", form=_case_link(lang, case.id))
-    if result.status == "acknowledged":
-        return _html(lang, case.ref, "taken", status=409, holder=result.holder_name)
+    if answer.came_to == "taken":
+        return _html(lang, case.ref, "taken", status=409, holder=answer.result.holder_name)
     return _html(lang, case.ref, "closed", status=409)

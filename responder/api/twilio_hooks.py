@@ -5,8 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
-from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS, TWILIO_CHECKER
-from responder.engine.acceptance import accept, record_pass
+from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS, TWILIO_CHECKER
 from responder.errors import Forbidden
 from responder.logging import get_logger
 from responder.paging import inbound, replays, twiml
@@ -55,21 +54,15 @@ async def status_callback(request: web.Request) -> web.Response:
     status = fields.word(form.get("MessageStatus") or form.get("CallStatus"))
     if status is None:
         return web.Response(status=204)
-    page_id, now = request.match_info["page_id"], request.app[CLOCK].now()
     # One SMS may name several cases (over the flood limit): its status is each of their pages' status.
-    riders = await inbound.riders_of(request.app[DB], page_id) if request.query.get("carries") else []
-    for each in (page_id, *riders):
-        news = await inbound.record_status(
-            request.app[DB],
-            each,
-            status,
-            _error_code(form),
-            fields.word(form.get("AnsweredBy")),
-            fields.number(form.get("SequenceNumber")),
-            now,
-        )
-        if news is not None and news.failed:
-            await request.app[ENGINE].page_failed(news.case_id, news.page_id, news.reason, news.error_code)
+    await request.app[COMMANDS].delivery_report(
+        request.match_info["page_id"],
+        status,
+        _error_code(form),
+        fields.word(form.get("AnsweredBy")),
+        fields.number(form.get("SequenceNumber")),
+        carries=bool(request.query.get("carries")),
+    )
     return web.Response(status=204)
 
 
@@ -105,12 +98,7 @@ async def voice_menu(request: web.Request) -> web.Response:
     answered_by = fields.word(form.get("AnsweredBy"))
     if is_machine(answered_by):
         # Voicemail is never an acknowledgement: leave a short message, move the chain on.
-        # The same path as a status callback reporting the machine: recorded once, news once.
-        news = await inbound.record_status(
-            request.app[DB], page.id, "in-progress", None, answered_by, None, now
-        )
-        if news is not None and news.failed:
-            await request.app[ENGINE].page_failed(case.id, page.id, news.reason)
+        await request.app[COMMANDS].machine_answered(case, page.id, answered_by)
         return _xml(twiml.say_and_hang_up(voice_line("voicemail", lang, case.ref), voice_lang))
     if page.purpose == "notice":
         return _xml(twiml.say_and_hang_up(page.body, voice_lang))  # news, not a page: nothing to accept
@@ -122,8 +110,8 @@ async def voice_menu(request: web.Request) -> web.Response:
         async with replays.once(request.app[DB], key, now) as first:
             if not first:
                 log.warning("twilio_replay_ignored", kind="no_key", page_id=page.id)
-            elif await inbound.note_no_input(request.app[DB], page.id, now):
-                await request.app[ENGINE].page_failed(case.id, page.id, "no key pressed")
+            else:
+                await request.app[COMMANDS].no_key_pressed(case.id, page.id)
         return _xml(twiml.say_and_hang_up(voice_line("no_input", lang, case.ref), voice_lang))
     return _xml(_menu(request, page.id, facts, lang, fields.number(play) or 1))
 
@@ -156,16 +144,14 @@ async def voice_key(request: web.Request) -> web.Response:
 
 async def _act_on_key(request: web.Request, page: Page, case: Case, lang: str, digits: str) -> web.Response:
     facts, voice_lang = PageFacts(case.ref, case.risk_level, case.region), VOICE_LANGUAGES[lang]
-    now = request.app[CLOCK].now()
+    commands = request.app[COMMANDS]
     if digits == "1":
-        result = await accept(request.app[DB], request.app[ROSTER], case.id, page.person_id, "voice", now)
-        request.app[ENGINE].kick()
-        if result.won:
+        answer = await commands.accept(case.id, page.person_id, "voice")
+        if answer.came_to == "accepted":
             return _xml(twiml.say_and_hang_up(voice_line("accepted", lang, case.ref), voice_lang))
-        return _xml(_not_open(request, facts, lang, result.status, result.holder_id))
+        return _xml(_not_open(request, facts, lang, answer.result.status, answer.result.holder_id))
     if digits == "2":
-        if await record_pass(request.app[DB], case.id, page.id, page.person_id, "voice", now):
-            await request.app[ENGINE].fail_over(case.id, page.id, "passed by key 2")
+        await commands.pass_page(case.id, page.id, page.person_id, "voice", "passed by key 2")
         return _xml(twiml.say_and_hang_up(voice_line("passed", lang, case.ref), voice_lang))
     # '*' (or any other key) plays the menu again; it counts as one of the plays.
     return _xml(_menu(request, page.id, facts, lang, (fields.number(request.query.get("play")) or 1) + 1))
@@ -188,12 +174,11 @@ async def _act_on_sms(request: web.Request, form: MultiDictProxy[str]) -> web.Re
         log.info("sms_from_unknown_number")
         return _xml(twiml.sms_reply(None))
     reply = parse_reply(form.get("Body", ""))
-    lang = language_of(person.languages)
-    now = request.app[CLOCK].now()
+    lang, commands = language_of(person.languages), request.app[COMMANDS]
     if reply.verb == "help":
         return _xml(twiml.sms_reply(sms_line("help", lang=lang)))
     if reply.verb in ("stop", "start"):
-        await request.app[ENGINE].opt_out(person.id, reply.verb == "stop")
+        await commands.opt_out(person.id, reply.verb == "stop")
         return _xml(twiml.sms_reply(sms_line("stopped" if reply.verb == "stop" else "started", lang=lang)))
     found = (
         await inbound.find_page(request.app[DB], person.id, reply.code) if reply.verb != "unknown" else None
@@ -203,14 +188,8 @@ async def _act_on_sms(request: web.Request, form: MultiDictProxy[str]) -> web.Re
     page, case = found
     facts = PageFacts(case.ref, case.risk_level, case.region)
     if reply.verb == "pass":
-        if await record_pass(request.app[DB], case.id, page.id, person.id, "sms", now):
-            await request.app[ENGINE].fail_over(case.id, page.id, "passed by SMS")
-            return _xml(twiml.sms_reply(sms_line("passed", facts, lang=lang)))
-        return _xml(twiml.sms_reply(sms_line("closed", facts, lang=lang)))
-    result = await accept(request.app[DB], request.app[ROSTER], case.id, person.id, "sms", now)
-    request.app[ENGINE].kick()
-    if result.won:
-        return _xml(twiml.sms_reply(sms_line("accepted", facts, lang=lang)))
-    if result.status == "acknowledged":
-        return _xml(twiml.sms_reply(sms_line("taken", facts, lang=lang, holder=result.holder_name)))
-    return _xml(twiml.sms_reply(sms_line("closed", facts, lang=lang)))
+        passed = await commands.pass_page(case.id, page.id, person.id, "sms", "passed by SMS")
+        return _xml(twiml.sms_reply(sms_line("passed" if passed else "closed", facts, lang=lang)))
+    answer = await commands.accept(case.id, person.id, "sms")
+    holder = answer.result.holder_name if answer.came_to == "taken" else ""
+    return _xml(twiml.sms_reply(sms_line(answer.came_to, facts, lang=lang, holder=holder)))

@@ -20,15 +20,10 @@ from responder.accounts.access import LEADS, PAGED_ROLES, CaseAccess, View, case
 from responder.accounts.audit import audit
 from responder.accounts.service import Principal, session_principal
 from responder.api.cases import _load, case_json
-from responder.api.keys import CLOCK, DB, ENGINE, ROSTER, SETTINGS
+from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS
 from responder.engine.acceptance import (
     OUTCOMES,
     REASON_REQUIRED,
-    accept,
-    add_note,
-    complete_task,
-    record_pass,
-    resolve,
 )
 from responder.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from responder.store.models import Case, CaseEvent, Page
@@ -248,13 +243,12 @@ async def accept_case(request: web.Request) -> web.Response:
     await access_to(request, principal, case_id)
     await checked_form(request, principal)
     page = await _my_page(request, principal, case_id)
-    result = await accept(
-        request.app[DB], request.app[ROSTER], case_id, page.person_id, "web", request.app[CLOCK].now()
-    )
-    request.app[ENGINE].kick()
-    message = (
-        "The case is yours." if result.won else f"Already accepted by {result.holder_name or 'someone else'}."
-    )
+    answer = await request.app[COMMANDS].accept(case_id, page.person_id, "web")
+    message = {
+        "accepted": "The case is yours.",
+        "taken": f"Already accepted by {answer.result.holder_name or 'someone else'}.",
+        "closed": "The case is no longer open.",
+    }[answer.came_to]
     return await _render_case(request, principal, case_id, message=message)
 
 
@@ -265,8 +259,9 @@ async def pass_case(request: web.Request) -> web.Response:
     await access_to(request, principal, case_id)
     await checked_form(request, principal)
     page = await _my_page(request, principal, case_id)
-    if await record_pass(request.app[DB], case_id, page.id, page.person_id, "web", request.app[CLOCK].now()):
-        await request.app[ENGINE].fail_over(case_id, page.id, "passed on the web page")
+    if await request.app[COMMANDS].pass_page(
+        case_id, page.id, page.person_id, "web", "passed on the web page"
+    ):
         return await _render_case(
             request, principal, case_id, message="Passed: the next person is being paged."
         )
@@ -279,9 +274,7 @@ async def task_done(request: web.Request) -> web.Response:
     await checked_form(request, principal)
     case_id = await may_work(request, principal, "tick its tasks")
     with contextlib.suppress(Conflict):  # ticked twice (two people at once): it is done either way
-        await complete_task(
-            request.app[DB], case_id, request.match_info["task"], principal.name, request.app[CLOCK].now()
-        )
+        await request.app[COMMANDS].task_done(case_id, request.match_info["task"], principal.name)
     raise web.HTTPSeeOther(f"/cases/{case_id}#task-{request.match_info['task']}")
 
 
@@ -295,7 +288,7 @@ async def note(request: web.Request) -> web.Response:
         return await _render_case(
             request, principal, case_id, 422, {"text": "Write 1 to 4000 characters."}, {"text": text}
         )
-    await add_note(request.app[DB], case_id, text, principal.name, request.app[CLOCK].now())
+    await request.app[COMMANDS].note(case_id, text, principal.name)
     raise web.HTTPSeeOther(f"/cases/{case_id}")
 
 
@@ -323,14 +316,8 @@ async def record_outcome(request: web.Request) -> web.Response:
         errors["note"] = f"A reason is required for {values['outcome']}."
     if not errors:
         try:
-            await resolve(
-                request.app[DB],
-                case_id,
-                values["outcome"],
-                values["note"].strip() or None,
-                principal.name,
-                request.app[CLOCK].now(),
-                details,
+            await request.app[COMMANDS].resolve(
+                case_id, values["outcome"], values["note"].strip() or None, principal.name, details
             )
         except ValidationFailed as exc:
             errors = _field_errors(exc.detail)
