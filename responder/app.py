@@ -279,7 +279,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     await outbox.renew_lease()  # before its first claim
     engine.integration_names = {number: name for name, number in app[INTAKE].integration_ids.items()}
     app[ENGINE] = engine
-    app[COMMANDS] = CaseCommands(app[DB], app[ROSTER], engine, app[CLOCK])
+    app[COMMANDS] = CaseCommands(app[DB], app[ROSTER], engine, app[INTAKE], app[CLOCK])
     await engine.refresh_flags()
     engine.start(outbox)
     log.info("service_started", playbooks=sorted(plans), time_scale=env.time_scale)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 from aiohttp import EofStream, web
 from aiohttp.http_exceptions import PayloadEncodingError as PayloadError
 
-from responder.api.keys import COMMANDS, INTAKE, SETTINGS, VERIFIER
+from responder.api.keys import COMMANDS, SETTINGS, VERIFIER
 from responder.errors import BadRequest, PayloadTooLarge, ValidationFailed
 from responder.intake.schema import parse_alert
 from responder.logging import get_logger
@@ -57,16 +55,10 @@ async def post_alert(request: web.Request) -> web.Response:
     alert = parse_alert(body)
     # Each statement has its own deadline; this bounds the whole (pool waits, retries) as well. Past
     # it the answer is 503: the platform tries again, and a repeat is recognised if it was stored.
-    async with asyncio.timeout(INTAKE_DEADLINE_FACTOR * request.app[SETTINGS].env.db_deadline_s):
-        result = await request.app[INTAKE].receive(integration, webhook_id, alert)
+    deadline_s = INTAKE_DEADLINE_FACTOR * request.app[SETTINGS].env.db_deadline_s
+    result = await request.app[COMMANDS].receive_alert(integration, webhook_id, alert, deadline_s)
     structlog.contextvars.bind_contextvars(case_id=result.case_id)
     ALERTS.labels(alert.event, "duplicate" if result.duplicate else "taken").inc()
-    if not result.duplicate:
-        try:
-            await request.app[COMMANDS].alert_stored(result.case_id, result.news)
-        except Exception:
-            # Stored is stored: the answer stays 202 (a 5xx would make the platform resend a repeat).
-            log.exception("reaction_failed", news=list(result.news))
     log.info(
         "alert_received",
         integration=integration,

@@ -8,15 +8,12 @@ from __future__ import annotations
 import html
 
 from aiohttp import web
-from sqlalchemy import update
-from sqlmodel import col
 
 from responder.api.keys import CLOCK, COMMANDS, DB, LINKS, ROSTER
 from responder.errors import Gone, NotFound
 from responder.paging import inbound
 from responder.paging.messages import language_of
 from responder.store.models import Case, Page
-from responder.store.queries import rowcount
 
 routes = web.RouteTableDef()
 
@@ -104,16 +101,9 @@ async def show_link(request: web.Request) -> web.Response:
 @routes.post("/a/{token}")
 async def use_link(request: web.Request) -> web.Response:
     page, case, lang = await _checked(request)
-    now = request.app[CLOCK].now()
-    async with request.app[DB].transaction() as session:
-        used = await session.execute(
-            update(Page)
-            .where(col(Page.id) == page.id, col(Page.link_used_at).is_(None))
-            .values(link_used_at=now)
-        )
-    if rowcount(used) != 1:
+    answer = await request.app[COMMANDS].accept_by_link(page)
+    if answer is None:  # used before (a second tap, another tab)
         return _after_use(request, page, case, lang)
-    answer = await request.app[COMMANDS].accept(case.id, page.person_id, "link")
     if answer.came_to == "accepted":
         return _html(lang, case.ref, "yours", form=_case_link(lang, case.id))
     if answer.came_to == "taken":

@@ -8,6 +8,7 @@ written in a handler.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -16,12 +17,16 @@ from responder.clock import Clock
 from responder.engine import acceptance
 from responder.engine.acceptance import AcceptResult
 from responder.engine.runner import Engine
+from responder.intake.schema import Alert
+from responder.intake.service import Intake, IntakeResult
+from responder.logging import get_logger
 from responder.oncall.roster import Roster
 from responder.paging import inbound
 from responder.store.db import Database
-from responder.store.models import Case
+from responder.store.models import Case, Page
 from responder.store.queries import ACKNOWLEDGED
 
+log = get_logger(__name__)
 # What a person's accept came to, for the answer on their channel.
 Accepted = Literal["accepted", "taken", "closed"]
 
@@ -40,8 +45,9 @@ class AcceptAnswer:
 class CaseCommands:
     """Accept, pass, delivery reports, failures, opt-outs, resolve, tasks and notes."""
 
-    def __init__(self, db: Database, roster: Roster, engine: Engine, clock: Clock) -> None:
+    def __init__(self, db: Database, roster: Roster, engine: Engine, intake: Intake, clock: Clock) -> None:
         self._db, self._roster, self._engine, self._clock = db, roster, engine, clock
+        self._intake = intake
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -51,6 +57,27 @@ class CaseCommands:
         result = await acceptance.accept(self._db, self._roster, case_id, person_id, via, self.now())
         self._engine.kick()
         return AcceptAnswer(result)
+
+    async def accept_by_link(self, page: Page) -> AcceptAnswer | None:
+        """The one-time link of a page, used: an accept by its person. None when it was used before."""
+        if not await inbound.use_link(self._db, page.id, self.now()):
+            return None
+        return await self.accept(page.case_id, page.person_id, "link")
+
+    async def receive_alert(
+        self, integration: str, webhook_id: str, alert: Alert, deadline_s: float
+    ) -> IntakeResult:
+        """An alert from a platform, stored within `deadline_s` (past it: Unavailable, nothing lost:
+        the platform resends, and a repeat is recognised), then acted on."""
+        async with asyncio.timeout(deadline_s):
+            result = await self._intake.receive(integration, webhook_id, alert)
+        if not result.duplicate:
+            try:
+                await self.alert_stored(result.case_id, result.news)
+            except Exception:
+                # Stored is stored: the answer stays 202 (a 5xx would make the platform resend).
+                log.exception("reaction_failed", case_id=result.case_id, news=list(result.news))
+        return result
 
     async def pass_page(self, case_id: str, page_id: str, person_id: str, via: str, why: str) -> bool:
         """A person passes their page: the chain moves on to the next person at once. False when the

@@ -13,7 +13,7 @@ from responder.paging.failures import mark_failed
 from responder.paging.status import FAILED, RANK, is_machine, moves_forward
 from responder.store.db import Database
 from responder.store.models import Case, Page
-from responder.store.queries import INSERT_EVENT, OPEN, event_row
+from responder.store.queries import INSERT_EVENT, OPEN, event_row, rowcount
 from responder.store.types import UTCDateTime
 
 
@@ -187,3 +187,14 @@ async def riders_of(db: Database, page_id: str) -> list[str]:
     async with db.engine.connect() as conn:
         rows = await conn.execute(select(col(Page.id)).where(col(Page.carried_by) == page_id))
         return list(rows.scalars())
+
+
+async def use_link(db: Database, page_id: str, now: datetime) -> bool:
+    """Mark a page's one-time link used; False when it was used before (only one use ever counts)."""
+    async with db.transaction() as session:
+        used = await session.execute(
+            update(Page)
+            .where(col(Page.id) == page_id, col(Page.link_used_at).is_(None))
+            .values(link_used_at=now)
+        )
+    return rowcount(used) == 1
