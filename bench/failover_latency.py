@@ -39,13 +39,14 @@ from _harness import API_TOKEN, ROOT, SAMPLES, SOCIAL_SECRET, Setup, bench_setup
 from _measure import CpuSplit, log_problems, summary_ms
 
 from responder.simulator import Behaviour, SimCall, SimMessage
+from responder.simulator.behaviour import CallOutcome
 from responder.tools import signed_headers
 
 TIME_SCALE = 0.02
 LONG_ACK = "30m"
 WAIT_S = 30.0  # a round that takes longer counts as "not brought on" (the backup tier's timer is 36 s)
 ANA, INES, BRUNO = "+33639980002", "+33639980001", "+33639980003"
-OUTCOMES = ("busy", "no-answer", "failed", "machine")
+OUTCOMES: tuple[CallOutcome, ...] = ("busy", "no-answer", "failed", "machine")
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
@@ -109,9 +110,9 @@ class Rounds:
         finally:
             await self.close(case_id)
 
-    async def calls_fail(self, outcome: str) -> float | None:
+    async def calls_fail(self, outcome: CallOutcome) -> float | None:
         """Both first-tier calls fail → the backup negotiator's SMS (seconds), or None."""
-        self.sim.phone(ANA).behaviour = self.sim.phone(INES).behaviour = Behaviour(call=outcome)  # type: ignore[arg-type]
+        self.sim.phone(ANA).behaviour = self.sim.phone(INES).behaviour = Behaviour(call=outcome)
         case_id, ref = await self.open_case()
         try:
             sms: SimMessage | None = await self.wait(

@@ -11,7 +11,7 @@ import json
 import secrets
 import socket
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from aiohttp import web
 
 from responder.accounts.service import create_user
 from responder.app import build_app
+from responder.clock import utcnow
 from responder.logging import configure_logging
 from responder.settings import Settings, load_settings
 from responder.simulator import PhoneSimulator
@@ -110,7 +111,7 @@ async def run_demo(scripted: bool, alert_path: str | None) -> int:
     runner = web.AppRunner(build_app(settings), access_log=None)
     await runner.setup()  # writes the roster's people, which the demo accounts point to
     for username, roles, person in DEMO_USERS:
-        await create_user(db, username, DEMO_PASSWORD, roles, person, datetime.now(UTC))
+        await create_user(db, username, DEMO_PASSWORD, roles, person, utcnow())
     await db.close()
     await web.SockSite(runner, service_sock).start()
     try:
@@ -183,8 +184,6 @@ async def _follow(
 
 
 def _line(case: dict[str, Any], event: dict[str, Any]) -> str:
-    from datetime import datetime
-
     start = datetime.fromisoformat(case["received_at"])
     elapsed_s = (datetime.fromisoformat(event["at"]) - start).total_seconds()
     production_s = elapsed_s / TIME_SCALE

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 from standardwebhooks.webhooks import Webhook
 
+from responder.clock import utcnow
 from responder.errors import ConfigError, ResponderError
 from responder.settings import Settings
 
@@ -20,7 +21,7 @@ def signed_headers(
 ) -> dict[str, str]:
     """Standard Webhooks headers for `body` signed with an integration's secret."""
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    at = at or datetime.now(UTC)
+    at = at or utcnow()
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": str(int(at.timestamp())),

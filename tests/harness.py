@@ -7,7 +7,7 @@ import json
 import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -174,15 +174,17 @@ async def start_service(
     migrate: bool = True,
     clock: Clock | None = None,
     routes: Sequence[web.AbstractRouteDef] = (),
+    extra_env: Mapping[str, str] | None = None,
     **extra: str,
 ) -> Service:
     """Migrate the database and start the real app on a real port; the simulator calls it back.
 
     `clock`: the service's time (default the wall clock), e.g. a ShiftedClock to fast-forward.
-    `routes`: a test's own handlers besides the app's (one that crashes, say)."""
+    `routes`: a test's own handlers besides the app's (one that crashes, say).
+    `extra_env`, `extra`: more environment, as a mapping several tests share and as keywords (these win)."""
     sock = sock or bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = load_settings(environment(db_url, url, sim.url, **extra))
+    settings = load_settings(environment(db_url, url, sim.url, **{**(extra_env or {}), **extra}))
     if migrate:
         db = Database(db_url)
         await upgrade(db)

@@ -9,6 +9,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
@@ -19,9 +20,12 @@ from responder.store.db import Database
 from tests.harness import API_TOKEN, ROOT, WAIT_S, Service, new_alert_id, sample, start_service, stop_service
 from tests.web import PASSWORD, create_users
 
+if TYPE_CHECKING:  # the module itself is imported below only where Playwright is installed
+    from playwright.async_api import Browser, Page, ViewportSize
+
 playwright_api = pytest.importorskip("playwright.async_api")
 ARTIFACTS = ROOT / "test-artifacts"
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 def chromium_path() -> str:
@@ -44,7 +48,7 @@ async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession)
 
 
 @pytest.fixture
-async def chromium() -> AsyncIterator[object]:
+async def chromium() -> AsyncIterator[Browser]:
     path = chromium_path()
     async with playwright_api.async_playwright() as driver:
         browser = await driver.chromium.launch(executable_path=path, args=["--no-sandbox"])
@@ -52,20 +56,20 @@ async def chromium() -> AsyncIterator[object]:
         await browser.close()
 
 
-async def log_in(page: object, base: str, username: str) -> None:
-    await page.fill("#username", username)  # type: ignore[attr-defined]
-    await page.fill("#password", PASSWORD)  # type: ignore[attr-defined]
-    await page.click("button[type=submit]")  # type: ignore[attr-defined]
+async def log_in(page: Page, base: str, username: str) -> None:
+    await page.fill("#username", username)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
 
 
 async def test_a_negotiator_works_a_case_from_a_phone(
-    service: Service, chromium: object, db_url: str
+    service: Service, chromium: Browser, db_url: str
 ) -> None:
     status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
     assert status == 202
     await service.phone_of("ana").expect_sms(contains="ACK")
     case_id = body["case_id"]
-    context = await chromium.new_context(viewport=PHONE, is_mobile=True)  # type: ignore[attr-defined]
+    context = await chromium.new_context(viewport=PHONE, is_mobile=True)
     page = await context.new_page()
     await page.goto(f"{service.url}/cases/{case_id}")  # the link from the SMS: log in first
     await log_in(page, service.url, "ana")
@@ -94,11 +98,11 @@ async def test_a_negotiator_works_a_case_from_a_phone(
     await context.close()
 
 
-async def test_the_timeline_updates_live_in_the_browser(service: Service, chromium: object) -> None:
+async def test_the_timeline_updates_live_in_the_browser(service: Service, chromium: Browser) -> None:
     status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
     assert status == 202
     await service.phone_of("ana").expect_sms(contains="ACK")
-    page = await chromium.new_page(viewport=PHONE)  # type: ignore[attr-defined]
+    page = await chromium.new_page(viewport=PHONE)
     await page.goto(f"{service.url}/cases/{body['case_id']}")
     await log_in(page, service.url, "ana")
     await page.wait_for_selector("#timeline")
@@ -110,12 +114,12 @@ async def test_the_timeline_updates_live_in_the_browser(service: Service, chromi
 
 
 async def test_when_someone_else_takes_the_case_the_page_drops_the_details(
-    service: Service, chromium: object
+    service: Service, chromium: Browser
 ) -> None:
     status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
     assert status == 202
     await service.phone_of("ana").expect_sms(contains="ACK")
-    page = await chromium.new_page(viewport=PHONE)  # type: ignore[attr-defined]
+    page = await chromium.new_page(viewport=PHONE)
     await page.goto(f"{service.url}/cases/{body['case_id']}")
     await log_in(page, service.url, "ana")
     await page.wait_for_selector("text=Camille D. (fictional)")
@@ -127,15 +131,15 @@ async def test_when_someone_else_takes_the_case_the_page_drops_the_details(
 
 
 async def test_a_negotiator_cannot_open_a_case_not_paged_to_them(
-    service: Service, chromium: object, db_url: str
+    service: Service, chromium: Browser, db_url: str
 ) -> None:
     status, body = await service.post_alert(sample("medium-comment-us.json", alert_id=new_alert_id()))
     assert status == 202
-    page = await chromium.new_page()  # type: ignore[attr-defined]
+    page = await chromium.new_page()
     await page.goto(f"{service.url}/login")
     await log_in(page, service.url, "ana")
     answer = await page.goto(f"{service.url}/cases/{body['case_id']}")
-    assert answer.status == 403
+    assert answer is not None and answer.status == 403
     assert "not paged to you" in await page.content()
     db = Database(db_url)
     try:
@@ -155,7 +159,7 @@ async def test_a_negotiator_cannot_open_a_case_not_paged_to_them(
 
 
 async def test_the_manager_dashboard_matches_the_database(
-    service: Service, chromium: object, db_url: str
+    service: Service, chromium: Browser, db_url: str
 ) -> None:
     for name in ("imminent-live-fr.json", "medium-comment-us.json", "high-post-in.json"):
         status, _ = await service.post_alert(sample(name, alert_id=new_alert_id()))
@@ -163,13 +167,13 @@ async def test_the_manager_dashboard_matches_the_database(
     db = Database(db_url)
     try:
         async with db.engine.connect() as conn:
-            total = (await conn.execute(text('SELECT COUNT(*) FROM "case"'))).scalar()
+            total = (await conn.execute(text('SELECT COUNT(*) FROM "case"'))).scalar_one()
             still_open = (
                 await conn.execute(text("SELECT COUNT(*) FROM \"case\" WHERE status <> 'resolved'"))
-            ).scalar()
+            ).scalar_one()
     finally:
         await db.close()
-    page = await chromium.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page = await chromium.new_page(viewport={"width": 1280, "height": 900})
     await page.goto(f"{service.url}/login")
     await log_in(page, service.url, "maya")
     await page.wait_for_selector("#summary")
@@ -186,8 +190,8 @@ async def test_the_manager_dashboard_matches_the_database(
     await page.close()
 
 
-async def test_an_admin_creates_an_account_in_the_browser(service: Service, chromium: object) -> None:
-    page = await chromium.new_page()  # type: ignore[attr-defined]
+async def test_an_admin_creates_an_account_in_the_browser(service: Service, chromium: Browser) -> None:
+    page = await chromium.new_page()
     await page.goto(f"{service.url}/login")
     await log_in(page, service.url, "root")
     await page.wait_for_selector("#users")
@@ -201,7 +205,8 @@ async def test_an_admin_creates_an_account_in_the_browser(service: Service, chro
     await page.select_option("#person", "bruno")
     await page.click("text=Create user")
     await page.wait_for_selector("text=User bruno created.")
-    assert "bruno" in await page.text_content("#users")
+    users = await page.text_content("#users")
+    assert users is not None and "bruno" in users
     await page.click("#disable-bruno")
     await page.wait_for_selector("text=User bruno disabled; open sessions ended: 0.")
     assert await page.text_content("#user-bruno .state") == "no"
@@ -213,8 +218,8 @@ async def test_an_admin_creates_an_account_in_the_browser(service: Service, chro
     await page.close()
 
 
-async def test_an_admin_puts_someone_on_call_from_the_browser(service: Service, chromium: object) -> None:
-    page = await chromium.new_page()  # type: ignore[attr-defined]
+async def test_an_admin_puts_someone_on_call_from_the_browser(service: Service, chromium: Browser) -> None:
+    page = await chromium.new_page()
     await page.goto(f"{service.url}/login")
     await log_in(page, service.url, "root")
     await page.click("text=Schedules and overrides")

@@ -119,7 +119,8 @@ async def post(service: Service, path: str, form: dict[str, str], signature: str
 
 def signed(service: Service, path: str, form: dict[str, str], token: str = AUTH_TOKEN) -> str:
     # The service checks the signature against its public URL, which is where the test reaches it.
-    return RequestValidator(token).compute_signature(f"{service.url}{path}", form)
+    signature: str = RequestValidator(token).compute_signature(f"{service.url}{path}", form)
+    return signature
 
 
 def message_of(sim: PhoneSimulator, page_id: str) -> SimMessage | None:

@@ -34,7 +34,7 @@ STAFF = {"ines": (["investigator"], "ines"), "tom": (["team_lead"], "tom")}
 
 async def running(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession, **env: str) -> Service:
     # Real time: the chain stays on its first step (Ines and Ana paged) while the pages are used.
-    service = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1", **env)
+    service = await start_service(db_url, sim, http, extra_env=env, RESPONDER_TIME_SCALE="1")
     await create_users(db_url)
     db = Database(db_url)
     try:
@@ -237,15 +237,15 @@ async def test_after_the_window_the_holder_sees_a_stub_and_leads_need_a_reason(
             await reader.close()
     async with service.http.get(
         f"{service.url}/v1/cases/{case_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
-    ) as answer:
-        refused = await answer.json()
-        assert answer.status == 403 and refused["error"] == "reason_required"
+    ) as response:
+        refused = await response.json()
+        assert response.status == 403 and refused["error"] == "reason_required"
         assert refused["detail"][0]["field"] == "X-Access-Reason"
     async with service.http.get(
         f"{service.url}/v1/cases/{case_id}",
         headers={"Authorization": f"Bearer {API_TOKEN}", "X-Access-Reason": "complaint no. 12"},
-    ) as answer:
-        assert answer.status == 200
+    ) as response:
+        assert response.status == 200
     reasons = [(actor, d.get("reason")) for actor, action, d in await audit_rows(db_url, case_id)]
     for expected in (
         ("user:maya", "maya: monthly review of outcomes"),
@@ -357,8 +357,8 @@ async def test_an_old_case_is_read_only_even_for_a_team_lead(db_url: str, closin
         await tom.close()
     async with service.http.get(
         f"{service.url}/v1/cases/{case_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
-    ) as answer:
-        assert answer.status == 403
+    ) as response:
+        assert response.status == 403
     rows = await audit_rows(db_url, case_id)
     refused = [(a, d.get("reason_required")) for a, action, d in rows if action == "case_view_refused"]
     assert ("user:tom", True) in refused and ("setup-token", True) in refused
@@ -367,8 +367,8 @@ async def test_an_old_case_is_read_only_even_for_a_team_lead(db_url: str, closin
     async with service.http.get(
         f"{service.url}/v1/cases/{case_id}",
         headers={"Authorization": f"Bearer {API_TOKEN}", "X-Access-Reason": "checking the refusals"},
-    ) as answer:
-        timeline = [e["type"] for e in (await answer.json())["timeline"]]
+    ) as response:
+        timeline = [e["type"] for e in (await response.json())["timeline"]]
     assert "note" not in timeline and "task_done" not in timeline
 
 

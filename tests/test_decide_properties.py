@@ -16,7 +16,7 @@ from tests.harness import ROOT, shipped_roster
 
 START = datetime(2026, 11, 28, tzinfo=UTC)
 # Same examples every run (a test suite must not flake), no timing-based health checks on a busy CI box.
-STEADY = {"deadline": None, "derandomize": True, "suppress_health_check": [HealthCheck.too_slow]}
+STEADY = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 PLANS = [compile_plan(p) for p in load_playbooks(ROOT / "playbooks")]
 ROSTER = shipped_roster()
 REGIONS = st.sampled_from(["FR-75", "FR", "IN-UP", "US-CA", "BR-SP", None])
@@ -43,7 +43,7 @@ def walk(
     return plan, case, now, fired
 
 
-@settings(max_examples=200, **STEADY)
+@settings(STEADY, max_examples=200)
 @given(st.integers(0, len(PLANS) - 1), REGIONS, GAPS, st.sets(st.integers(0, 39), max_size=5))
 def test_every_due_step_acts_exactly_once(
     plan_index: int, region: str | None, gaps: list[float], failures: set[int]
@@ -58,7 +58,7 @@ def test_every_due_step_acts_exactly_once(
     assert due_at(case, plan, case.next_step) > now  # and nothing due was left behind
 
 
-@settings(max_examples=100, **STEADY)
+@settings(STEADY, max_examples=100)
 @given(st.integers(0, len(PLANS) - 1), REGIONS, GAPS)
 def test_nothing_is_paged_once_accepted(plan_index: int, region: str | None, gaps: list[float]) -> None:
     plan = PLANS[plan_index]
@@ -70,7 +70,7 @@ def test_nothing_is_paged_once_accepted(plan_index: int, region: str | None, gap
         assert decision.pages == [] and decision.next_due_at is None
 
 
-@settings(max_examples=50, **STEADY)
+@settings(STEADY, max_examples=50)
 @given(st.integers(0, len(PLANS) - 1), REGIONS)
 def test_an_exhausted_chain_reaches_all_hands_and_the_manager(plan_index: int, region: str | None) -> None:
     plan = PLANS[plan_index]

@@ -14,6 +14,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from responder.simulator import Behaviour, PhoneSimulator
+from responder.simulator.behaviour import CallOutcome
 from tests.harness import (
     AUTH_TOKEN,
     Service,
@@ -185,7 +186,7 @@ LONG_ACK_MINUTES = 30
 
 @pytest.mark.parametrize("outcome", ["busy", "no-answer", "failed", "machine"])
 async def test_a_failed_call_after_the_sms_moves_the_chain_at_once(
-    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession, tmp_path: Path, outcome: str
+    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession, tmp_path: Path, outcome: CallOutcome
 ) -> None:
     service = await start_service(
         db_url,
@@ -202,9 +203,9 @@ async def test_a_failed_call_after_the_sms_moves_the_chain_at_once(
         await stop_service(service)
 
 
-async def failed_calls_move_on(service: Service, outcome: str) -> None:
+async def failed_calls_move_on(service: Service, outcome: CallOutcome) -> None:
     ana, ines = service.phone_of("ana"), service.phone_of("ines")
-    ana.behaviour = ines.behaviour = Behaviour(call=outcome)  # type: ignore[arg-type]
+    ana.behaviour = ines.behaviour = Behaviour(call=outcome)
     case_id = await alert(service)
     await ana.expect_sms(contains="ACK")
     calls = [await ana.expect_call(), await ines.expect_call()]  # the voice step, on its timer (+1 min)

@@ -80,7 +80,7 @@ async def test_a_slow_twilio_sends_each_page_once(
     db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession
 ) -> None:
     """Twilio answers after 2.5 s (near the 3 s timeout) and sends no callbacks: 60 pages, 60 SMS."""
-    service = await start_service(db_url, sim, http, RESPONDER_TWILIO_TIMEOUT_S="3", **FULL_SPEED)
+    service = await start_service(db_url, sim, http, extra_env=FULL_SPEED, RESPONDER_TWILIO_TIMEOUT_S="3")
     try:
         ines, ana = service.phone_of("ines"), service.phone_of("ana")
         ines.behaviour = ana.behaviour = Behaviour(api_delay_s=2.5, callbacks=False)
@@ -124,7 +124,9 @@ async def test_a_twilio_outage_holds_the_pages_until_twilio_answers(
 ) -> None:
     """Twilio answers 500 to everything for a while: the first responders' pages are retried until it
     answers (not failed, no chain pushed along), and the manager is told once it is over."""
-    service = await start_service(db_url, sim, http, RESPONDER_TWILIO_OUTAGE_NOTICE_S="2", **FULL_SPEED)
+    service = await start_service(
+        db_url, sim, http, extra_env=FULL_SPEED, RESPONDER_TWILIO_OUTAGE_NOTICE_S="2"
+    )
     try:
         phones = [service.phone_of(p.id) for p in service.settings.config.people]
         for phone in phones:

@@ -110,7 +110,7 @@ async def refs_in_one_sms(phone: Any, refs: Sequence[str]) -> str:
 async def test_a_burst_over_the_limit_is_combined_and_a_new_case_still_pages_its_people(
     db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession
 ) -> None:
-    service = await start_service(db_url, sim, http, **LIMITED)
+    service = await start_service(db_url, sim, http, extra_env=LIMITED)
     try:
         ana, ines, maya = service.phone_of("ana"), service.phone_of("ines"), service.phone_of("maya")
         for _ in range(2):  # Ana's and Ines's phones reach the limit of 2
@@ -142,14 +142,14 @@ async def test_a_burst_over_the_limit_is_combined_and_a_new_case_still_pages_its
 async def test_the_count_survives_a_restart(
     db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession
 ) -> None:
-    service = await start_service(db_url, sim, http, **LIMITED)
+    service = await start_service(db_url, sim, http, extra_env=LIMITED)
     try:
         for _ in range(2):
             case = await alert(service)
             await service.phone_of("ana").expect_sms(contains=case["ref"])
     finally:
         await stop_service(service)
-    service = await start_service(db_url, sim, http, migrate=False, **LIMITED)
+    service = await start_service(db_url, sim, http, migrate=False, extra_env=LIMITED)
     try:
         case = await alert(service)
         await service.phone_of("ana").expect_sms(contains=case["ref"], timeout_s=20)

@@ -236,7 +236,7 @@ async def test_metrics_equal_independent_sql_on_500_cases(db_url: str, service: 
     assert_same(await metrics(service), hand)
     # Filtered: one month, one region.
     where = "c.received_at >= :start AND c.received_at < :end AND c.region = 'FR-75'"
-    start, end = datetime(2026, 10, 1), datetime(2026, 11, 1)
+    start, end = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
     hand = await independent(db_url, where, {"start": start, "end": end})
     assert_same(await metrics(service, **{"from": "2026-10-01", "to": "2026-11-01", "region": "FR-75"}), hand)
 
@@ -274,7 +274,7 @@ async def test_the_dashboard_shows_the_same_figures(db_url: str, service: Servic
         hand_month = await independent(
             db_url,
             "c.received_at >= :start AND c.received_at < :end",
-            {"start": datetime(2026, 10, 1), "end": datetime(2026, 11, 1)},
+            {"start": datetime(2026, 10, 1, tzinfo=UTC), "end": datetime(2026, 11, 1, tzinfo=UTC)},
         )
         assert len(csv_text.strip().splitlines()) == hand_month["cases"] + 1
         status, filtered = await maya.get("/dashboard?outcome=false_positive")

@@ -14,6 +14,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from responder.simulator import Behaviour, BehaviourError, PhoneSimulator
+from responder.simulator.behaviour import ApiError
 from responder.simulator.signing import compute_signature
 from responder.simulator.state import WAIT_S, Changes
 from responder.simulator.twiml import Gather, Say, parse_messages, parse_voice
@@ -338,9 +339,9 @@ async def test_failing_twiml_url_ends_the_call_with_an_application_error(
 
 @pytest.mark.parametrize(("status", "code"), [(429, 20429), (500, 20500)])
 async def test_api_error_behaviour_fails_the_next_create_and_stores_nothing(
-    sim: PhoneSimulator, client: Client, status: int, code: int
+    sim: PhoneSimulator, client: Client, status: ApiError, code: int
 ) -> None:
-    sim.phone(ALICE).behaviour = Behaviour(api_error=status, api_error_count=1)  # type: ignore[arg-type]
+    sim.phone(ALICE).behaviour = Behaviour(api_error=status, api_error_count=1)
 
     with pytest.raises(TwilioRestException) as raised:
         await client.messages.create_async(to=ALICE, from_=SERVICE_NUMBER, body="ALERT")

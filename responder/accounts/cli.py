@@ -17,6 +17,7 @@ from typing import Any
 from responder.accounts import lifecycle, tokens
 from responder.accounts.audit import audit
 from responder.accounts.service import ROLES, create_user, role_problems
+from responder.clock import utcnow
 from responder.errors import ConfigError, ResponderError
 from responder.settings import Settings
 from responder.store.db import Database
@@ -87,7 +88,7 @@ async def _against_db(
 ) -> str:
     db = Database(settings.env.database_url)
     try:
-        return await command(Call(settings, args, password, db, datetime.now(UTC)))
+        return await command(Call(settings, args, password, db, utcnow()))
     except ResponderError as exc:
         raise ConfigError([f"{e['field']}: {e['message']}" for e in _problems(exc)], "refused") from None
     finally:

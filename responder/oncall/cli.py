@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from responder.clock import utcnow
 from responder.errors import ConfigError
 from responder.oncall.config import load_roster, pairs
 from responder.oncall.roster import Roster
@@ -21,7 +22,7 @@ from responder.settings import Settings
 
 def parse_at(raw: str | None) -> datetime:
     if raw is None:
-        return datetime.now(UTC)
+        return utcnow()
     try:
         at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
@@ -41,7 +42,7 @@ async def _with_overrides(settings: Settings, roster: Roster) -> str:
     try:
         if not await is_up_to_date(db):
             return "database not migrated: overrides made through the API are not included"
-        roster.set_overrides(await load_overrides(db, datetime.now(UTC)))
+        roster.set_overrides(await load_overrides(db, utcnow()))
         return ""
     except Exception as exc:  # any database trouble: answer from the files, and say so
         return f"database unreachable ({type(exc).__name__}): overrides made through the API are not included"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from responder.accounts.audit import audit
+from responder.clock import utcnow
 from responder.errors import ConfigError
 from responder.oncall import feeds as feed_store
 from responder.oncall.config import load_roster
@@ -90,7 +90,7 @@ def revoke(settings: Settings, word: str, ident: str) -> int:
     secret, kind = _secret(settings), _known(settings, word, ident)
 
     async def bump(db: Database) -> int:
-        now = datetime.now(UTC)
+        now = utcnow()
         generation = await feed_store.revoke(db, kind, ident, now)
         await audit(db, "cli", "ical_feed_revoked", now, kind=kind, ident=ident, generation=generation)
         return generation

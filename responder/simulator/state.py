@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol, TypeVar
 
+from responder.clock import utcnow
 from responder.simulator.behaviour import Behaviour, CallOutcome
 
 T = TypeVar("T")
@@ -21,7 +22,7 @@ WAIT_S = 30.0
 
 def utc_now() -> datetime:
     """The simulator's clock (wall time: the simulator mirrors a real network)."""
-    return datetime.now(UTC)
+    return utcnow()
 
 
 class Changes:
