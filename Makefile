@@ -23,6 +23,7 @@ test: $(STAMP)  ## the whole suite, on SQLite and PostgreSQL
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -16,6 +16,7 @@ from responder.accounts.service import Principal
 from responder.api.auth import CASE_ROLES, require_api
 from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS
 from responder.errors import Forbidden, InvalidJSON, NotFound, ValidationFailed
+from responder.store.cases import load_case
 from responder.store.models import Case, CaseEvent, CaseTask, Page
 
 routes = web.RouteTableDef()
@@ -30,43 +31,6 @@ class ReasonRequired(Forbidden):
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-async def _load(
-    request: web.Request, case_id: str
-) -> tuple[Case, list[CaseEvent], list[Page], list[CaseTask]]:
-    async with request.app[DB].sessions() as session:
-        case = await session.get(Case, case_id)
-        if case is None:
-            raise NotFound("case not found")
-        events = (
-            (
-                await session.execute(
-                    select(CaseEvent).where(col(CaseEvent.case_id) == case_id).order_by(col(CaseEvent.id))
-                )
-            )
-            .scalars()
-            .all()
-        )
-        pages = (
-            (
-                await session.execute(
-                    select(Page).where(col(Page.case_id) == case_id).order_by(col(Page.created_at))
-                )
-            )
-            .scalars()
-            .all()
-        )
-        tasks = (
-            (
-                await session.execute(
-                    select(CaseTask).where(col(CaseTask.case_id) == case_id).order_by(col(CaseTask.due_at))
-                )
-            )
-            .scalars()
-            .all()
-        )
-    return case, list(events), list(pages), list(tasks)
 
 
 def case_json(
@@ -256,7 +220,7 @@ async def _answer(
     request: web.Request, caller: Principal, case_id: str, reason: str | None, status: int = 200
 ) -> web.Response:
     """The whole case, as every answer that carries it: audited, with the caller named."""
-    loaded = await _load(request, case_id)
+    loaded = await load_case(request.app[DB], case_id)
     detail: dict[str, Any] = {"via": "api"} | ({"reason": reason} if reason else {})
     await audit(request.app[DB], caller.name, "case_viewed", request.app[CLOCK].now(), case_id, **detail)
     return web.json_response(case_json(request, *loaded), status=status)

@@ -19,13 +19,14 @@ from sqlmodel import col
 from responder.accounts.access import LEADS, PAGED_ROLES, CaseAccess, View, case_access, work_refusal
 from responder.accounts.audit import audit
 from responder.accounts.service import Principal, session_principal
-from responder.api.cases import _load, case_json
+from responder.api.cases import case_json
 from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS
 from responder.engine.acceptance import (
     OUTCOMES,
     REASON_REQUIRED,
 )
 from responder.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from responder.store.cases import load_case
 from responder.store.models import Case, CaseEvent, Page
 from responder.web.views import (
     COOKIE,
@@ -152,7 +153,7 @@ async def _render_case(
     reason: str | None = None,
 ) -> web.Response:
     _, _, paged = await access_to(request, principal, case_id)
-    loaded = await _load(request, case_id)
+    loaded = await load_case(request.app[DB], case_id)
     case, now = loaded[0], request.app[CLOCK].now()
     # Decided again on the case as loaded for the page: an accept in between makes it a stub.
     access = case_access(principal, case, paged, now, holder_window(request))

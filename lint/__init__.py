@@ -1,0 +1,1 @@
+"""Checks of the code's shape that the linters do not have (run by `make lint`)."""
