@@ -7,16 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlmodel import col
 
 from responder.accounts.access import case_access
 from responder.accounts.audit import audit
 from responder.accounts.service import Principal
 from responder.api.auth import CASE_ROLES, require_api
 from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS
-from responder.errors import Forbidden, InvalidJSON, NotFound, ValidationFailed
-from responder.store.cases import load_case
+from responder.errors import Forbidden, InvalidJSON, ValidationFailed
+from responder.store import cases as case_store
 from responder.store.models import Case, CaseEvent, CaseTask, Page
 
 routes = web.RouteTableDef()
@@ -135,11 +133,7 @@ async def list_cases(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in CASE_STATUSES:
         raise ValidationFailed([{"field": "status", "message": f"must be one of {', '.join(CASE_STATUSES)}"}])
-    query = select(Case).order_by(col(Case.received_at).desc()).limit(100)
-    if status:
-        query = query.where(col(Case.status) == status)
-    async with request.app[DB].sessions() as session:
-        cases = (await session.execute(query)).scalars().all()
+    cases = await case_store.latest_cases(request.app[DB], status=status or None)
     return web.json_response(
         {
             "cases": [
@@ -186,10 +180,7 @@ async def resolve_case(request: web.Request) -> web.Response:
 async def _reason(request: web.Request, caller: Principal, case_id: str) -> str | None:
     """The caller's reason when the case needs one (resolved longer ago than the holder's window);
     403 reason_required when it needs one and none was given. None when no reason is needed."""
-    async with request.app[DB].sessions() as session:
-        case = await session.get(Case, case_id)
-    if case is None:
-        raise NotFound("case not found")
+    case = await case_store.get_case(request.app[DB], case_id)
     window = timedelta(hours=request.app[SETTINGS].env.holder_access_after_resolve_h)
     if not case_access(caller, case, False, request.app[CLOCK].now(), window).reason_required:
         return None
@@ -220,7 +211,7 @@ async def _answer(
     request: web.Request, caller: Principal, case_id: str, reason: str | None, status: int = 200
 ) -> web.Response:
     """The whole case, as every answer that carries it: audited, with the caller named."""
-    loaded = await load_case(request.app[DB], case_id)
+    loaded = await case_store.load_case(request.app[DB], case_id)
     detail: dict[str, Any] = {"via": "api"} | ({"reason": reason} if reason else {})
     await audit(request.app[DB], caller.name, "case_viewed", request.app[CLOCK].now(), case_id, **detail)
     return web.json_response(case_json(request, *loaded), status=status)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import false, select
 from sqlmodel import col
 
 from responder.errors import NotFound
@@ -46,3 +48,80 @@ async def load_case(db: Database, case_id: str) -> CaseRecord:
             .all()
         )
     return case, list(events), list(pages), list(tasks)
+
+
+async def get_case(db: Database, case_id: str) -> Case:
+    """The case alone; NotFound when there is no such case."""
+    async with db.sessions() as session:
+        case = await session.get(Case, case_id)
+    if case is None:
+        raise NotFound("case not found")
+    return case
+
+
+def _sent_to(person_id: str) -> Any:
+    """The cases a page (not a notice) was sent to this person for: held or refused pages do not count."""
+    return select(col(Page.case_id)).where(
+        col(Page.person_id) == person_id, col(Page.purpose) == "page", col(Page.sent_at).is_not(None)
+    )
+
+
+async def case_and_paged(db: Database, case_id: str, person_id: str | None) -> tuple[Case, bool]:
+    """The case, and whether a page for it was sent to this person; NotFound when there is no case."""
+    async with db.sessions() as session:
+        case = await session.get(Case, case_id)
+        if case is None:
+            raise NotFound("case not found")
+        if person_id is None:
+            return case, False
+        found = await session.execute(_sent_to(person_id).where(col(Page.case_id) == case_id).limit(1))
+        return case, found.first() is not None
+
+
+async def latest_cases(
+    db: Database,
+    status: str | None = None,
+    paged_to: str | None = None,
+    nobody: bool = False,
+    limit: int = 100,
+) -> list[Case]:
+    """The latest cases received, newest first: of one status, or only those paged to one person, or
+    none at all (`nobody`: for someone who has no cases of their own)."""
+    query = select(Case).order_by(col(Case.received_at).desc()).limit(limit)
+    if status is not None:
+        query = query.where(col(Case.status) == status)
+    if nobody:
+        query = query.where(false())
+    elif paged_to is not None:
+        query = query.where(col(Case.id).in_(_sent_to(paged_to)))
+    async with db.sessions() as session:
+        return list((await session.execute(query)).scalars().all())
+
+
+async def latest_page_to(db: Database, case_id: str, person_id: str) -> Page | None:
+    """This person's latest page (not a notice) for the case, if any."""
+    async with db.sessions() as session:
+        return (
+            await session.execute(
+                select(Page)
+                .where(
+                    col(Page.case_id) == case_id,
+                    col(Page.person_id) == person_id,
+                    col(Page.purpose) == "page",
+                )
+                .order_by(col(Page.created_at).desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+
+
+async def events_after(db: Database, case_id: str, after: int) -> list[tuple[CaseEvent, str]]:
+    """The case's timeline events after id `after`, oldest first, each with the case's status now."""
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(CaseEvent, col(Case.status))
+            .join(Case, col(Case.id) == col(CaseEvent.case_id))
+            .where(col(CaseEvent.case_id) == case_id, col(CaseEvent.id) > after)
+            .order_by(col(CaseEvent.id))
+        )
+        return [(event, status) for event, status in rows.all()]

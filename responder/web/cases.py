@@ -13,8 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import false, select
-from sqlmodel import col
 
 from responder.accounts.access import LEADS, PAGED_ROLES, CaseAccess, View, case_access, work_refusal
 from responder.accounts.audit import audit
@@ -26,8 +24,8 @@ from responder.engine.acceptance import (
     REASON_REQUIRED,
 )
 from responder.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from responder.store.cases import load_case
-from responder.store.models import Case, CaseEvent, Page
+from responder.store.cases import case_and_paged, events_after, latest_cases, latest_page_to, load_case
+from responder.store.models import Case, Page
 from responder.web.views import (
     COOKIE,
     STREAM_POLL_S,
@@ -50,26 +48,14 @@ LOGGED_OUT = "Your login has ended: log in again to go on."
 @routes.get("/cases")
 async def my_cases(request: web.Request) -> web.Response:
     principal = await login_required(request)
-    query = select(Case).order_by(col(Case.received_at).desc()).limit(100)
-    if not principal.has(*LEADS):
+    if principal.has(*LEADS):
+        cases = await latest_cases(request.app[DB])
+    else:
         # Only the roles that are paged have "their" cases (a person link on an auditor is nothing).
-        paged = (
-            _paged_to(principal) if principal.has(*PAGED_ROLES) else select(col(Page.case_id)).where(false())
-        )
-        query = query.where(col(Case.id).in_(paged))
-    async with request.app[DB].sessions() as session:
-        cases = (await session.execute(query)).scalars().all()
+        on_call = principal.has(*PAGED_ROLES) and principal.person_id is not None
+        cases = await latest_cases(request.app[DB], paged_to=principal.person_id, nobody=not on_call)
     heading = "All cases" if principal.has(*LEADS) else "Cases paged to you"
     return render("cases.html", principal=principal, cases=cases, heading=heading)
-
-
-def _paged_to(principal: Principal) -> Any:
-    """The cases a page (not a notice) was sent to this person for."""
-    return select(col(Page.case_id)).where(
-        col(Page.person_id) == (principal.person_id or "\x00"),
-        col(Page.purpose) == "page",
-        col(Page.sent_at).is_not(None),  # it reached the phone company: held or refused pages do not count
-    )
 
 
 def holder_window(request: web.Request) -> timedelta:
@@ -82,17 +68,7 @@ async def access_to(
     """The case, what this person may do with it and whether they were paged for it; 404 for no such
     case, 403 (audited) for none."""
     db, now = request.app[DB], request.app[CLOCK].now()
-    async with db.sessions() as session:
-        case = await session.get(Case, case_id)
-        if case is None:
-            raise NotFound("case not found")
-        paged = (
-            principal.person_id is not None
-            and (
-                await session.execute(_paged_to(principal).where(col(Page.case_id) == case_id).limit(1))
-            ).first()
-            is not None
-        )
+    case, paged = await case_and_paged(db, case_id, principal.person_id)
     access = case_access(principal, case, paged, now, holder_window(request))
     if access.view is View.NONE:
         if audited:
@@ -219,19 +195,7 @@ def _render_stub(
 
 
 async def _my_page(request: web.Request, principal: Principal, case_id: str) -> Page:
-    async with request.app[DB].sessions() as session:
-        page = (
-            await session.execute(
-                select(Page)
-                .where(
-                    col(Page.case_id) == case_id,
-                    col(Page.person_id) == principal.person_id,
-                    col(Page.purpose) == "page",
-                )
-                .order_by(col(Page.created_at).desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
+    page = await latest_page_to(request.app[DB], case_id, principal.person_id or "")
     if page is None:
         raise Forbidden("only a person paged for this case can accept or pass it")
     return page
@@ -357,15 +321,7 @@ async def case_events(request: web.Request) -> web.StreamResponse:
     deadline = asyncio.get_running_loop().time() + 600  # the browser reconnects after this
     closing = request.app[STREAMS_CLOSING]
     while asyncio.get_running_loop().time() < deadline and not closing.is_set():
-        async with request.app[DB].sessions() as session:
-            rows = (
-                await session.execute(
-                    select(CaseEvent, col(Case.status))
-                    .join(Case, col(Case.id) == col(CaseEvent.case_id))
-                    .where(col(CaseEvent.case_id) == case_id, col(CaseEvent.id) > after)
-                    .order_by(col(CaseEvent.id))
-                )
-            ).all()
+        rows = await events_after(request.app[DB], case_id, after)
         for event, event_status in rows:
             after = event.id or after
             payload = {
