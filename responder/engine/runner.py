@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from responder.clock import Clock
 from responder.engine.decide import CaseView, Decision, next_actions, pull_forward
+from responder.engine.failover import after_failure, cuts_the_wait_short
 from responder.engine.plan import Plan
 from responder.engine.playbook import AlertFacts
 from responder.engine.reactions import react
@@ -21,7 +22,7 @@ from responder.engine.work import apply_work
 from responder.logging import get_logger
 from responder.metrics import CHANNEL_FAILOVERS, CONTACT_FLAGS, STEP_LATENESS
 from responder.oncall.roster import Roster
-from responder.paging.contacts import ALL, STOP_REASON, clear_flag, load_flags, meaning_of, set_flag
+from responder.paging.contacts import STOP_REASON, clear_flag, load_flags, meaning_of, set_flag
 from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.paging.outbox import Outbox
 from responder.paging.twilio_client import SendFailed
@@ -280,60 +281,60 @@ class Engine:
         (and tell the manager), then try the person's next untried channel at once; only when they have
         none left does the chain move on to the next step."""
         now, meaning = self.clock.now(), meaning_of(error_code)
-        alternative: str | None = None
-        flagged: str | None = None  # the channel flagged just now ("all": the number)
         async with self.db.transaction() as session:
             page = await session.get(Page, page_id)
             case = await session.get(Case, case_id, with_for_update=True)
             person = self.roster.person(page.person_id) if page is not None else None
             if page is None or case is None or person is None:
                 return
-            if meaning is not None and meaning.channel is not None:
-                channel = meaning.channel if meaning.channel == ALL else page.channel
+            tried = await self._channels_tried(session, case_id, person.id)
+            then = after_failure(
+                page.purpose,
+                case.status == OPEN,
+                page.channel,
+                page.step,
+                meaning,
+                self.roster.usable_channels(person),
+                tried,
+            )
+            flagged = None
+            if then.flag is not None and meaning is not None:
                 new = await set_flag(
-                    session, self.db.is_sqlite, person.id, channel, meaning.reason, error_code, "twilio", now
+                    session,
+                    self.db.is_sqlite,
+                    person.id,
+                    then.flag,
+                    meaning.reason,
+                    error_code,
+                    "twilio",
+                    now,
                 )
                 if new:
-                    flagged = channel
-                    CONTACT_FLAGS.labels(channel).inc()
+                    flagged = then.flag
+                    CONTACT_FLAGS.labels(then.flag).inc()
                     await self.tell_managers(session, case, person, meaning.reason, now)
-            if page.purpose == "page" and case.status == OPEN and page.step is not None:
-                alternative = await self._untried_channel(session, case_id, person, flagged)
-                if alternative is not None:
-                    await insert_pages(session, [self._page_row(case.id, person.id, alternative, page, now)])
-                    detail = {"page": page_id, "person": person.id, "from": page.channel, "to": alternative}
-                    add_event(
-                        session, case.id, "channel_failover", "engine", now, {**detail, "reason": reason}
-                    )
+            if then.retry_on is not None:
+                await insert_pages(session, [self._page_row(case.id, person.id, then.retry_on, page, now)])
+                detail = {"page": page_id, "person": person.id, "from": page.channel, "to": then.retry_on}
+                add_event(session, case.id, "channel_failover", "engine", now, {**detail, "reason": reason})
         if flagged is not None:
             await self.refresh_flags()  # after the commit: the roster never holds a flag the database lacks
-        if page.purpose != "page":
-            return
-        if alternative is not None:
-            CHANNEL_FAILOVERS.labels(alternative).inc()
-            log.info("channel_failover", case_id=case_id, page_id=page_id, to=alternative, reason=reason)
+        if then.retry_on is not None:
+            CHANNEL_FAILOVERS.labels(then.retry_on).inc()
+            log.info("channel_failover", case_id=case_id, page_id=page_id, to=then.retry_on, reason=reason)
             if self.outbox is not None:
                 self.outbox.kick()
-            return
-        await self.fail_over(case_id, page_id, reason)
+        elif then.advance:
+            await self.fail_over(case_id, page_id, reason)
 
-    async def _untried_channel(
-        self, session: AsyncSession, case_id: str, person: PersonConfig, flagged: str | None
-    ) -> str | None:
-        """The person's first usable channel not yet tried in this case (counting a flag set just now)."""
-        tried = set(
-            (
-                await session.execute(
-                    select(col(Page.channel)).where(
-                        col(Page.case_id) == case_id,
-                        col(Page.person_id) == person.id,
-                        col(Page.purpose) == "page",
-                    )
-                )
-            ).scalars()
+    async def _channels_tried(self, session: AsyncSession, case_id: str, person_id: str) -> set[str]:
+        """The channels this person was paged on for this case."""
+        rows = await session.execute(
+            select(col(Page.channel)).where(
+                col(Page.case_id) == case_id, col(Page.person_id) == person_id, col(Page.purpose) == "page"
+            )
         )
-        usable = [c for c in self.roster.usable_channels(person) if flagged not in (c, ALL)]
-        return next((c for c in usable if c not in tried), None)
+        return set(rows.scalars())
 
     async def opt_out(self, person_id: str, stop: bool) -> None:
         """STOP: SMS to this person is flagged (voice takes over) and the managers are told, on the
@@ -445,7 +446,7 @@ class Engine:
                     )
                 )
             ).scalar()
-            if page is None or page.step is None or (latest is not None and page.step < latest):
+            if page is None or not cuts_the_wait_short(page.step, latest):
                 add_event(
                     session, case.id, "late_failure_noted", "engine", now, {"page": page_id, "reason": reason}
                 )
