@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -195,29 +193,29 @@ async def _sync_roster(db: Database, settings: Settings, now: datetime) -> dict[
 async def _schedules(app: web.Application) -> AsyncIterator[None]:
     """API overrides into the roster now, then keep it current: schedule files are reloaded when they
     change (a broken edit is logged and the schedules in force stay), overrides made by another
-    replica are picked up on the same beat as the engine's safety sweep."""
+    replica are picked up on the same beat as the engine's safety sweep. The beat is one more job of
+    the one scheduler (engine/scheduler.py), not a timer loop of its own."""
     await refresh_overrides(app)
-    task = asyncio.create_task(_housekeeping(app))
+    app[ENGINE].waker.every("housekeeping", app[SETTINGS].env.sweep_interval_s, Housekeeping(app).run)
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
-async def _housekeeping(app: web.Application) -> None:
+class Housekeeping:
     """Once per sweep interval: reload changed schedule files, copy overrides and contact flags made by
     other replicas, audit the refused logins of lock windows that ended, reconcile pages Twilio said
     nothing more about, and send hand-off SMS."""
-    settings = app[SETTINGS]
-    directory = settings.schedules_dir
-    seen = signature(directory)
-    since = app[CLOCK].now() - CATCH_UP
-    while True:
-        await asyncio.sleep(settings.env.sweep_interval_s)
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        self._seen = signature(app[SETTINGS].schedules_dir)
+        self._since = app[CLOCK].now() - CATCH_UP
+
+    async def run(self) -> None:
+        app, settings = self._app, self._app[SETTINGS]
         try:
-            current = signature(directory)
-            if current != seen:
-                seen = current
+            current = signature(settings.schedules_dir)
+            if current != self._seen:
+                self._seen = current
                 await _reload_schedules(app)
             await refresh_overrides(app)
             await flush_bursts(app[DB], app[CLOCK].now())  # a lock's count is audited when it ends
@@ -225,8 +223,8 @@ async def _housekeeping(app: web.Application) -> None:
             outbox, now = app[ENGINE].outbox, app[CLOCK].now()
             if outbox is not None:
                 await outbox.reconcile(settings.env.reconcile_after_s)
-                await send_handoffs(app[DB], app[ROSTER], outbox.gateway, since, now)
-                since = now
+                await send_handoffs(app[DB], app[ROSTER], outbox.gateway, self._since, now)
+                self._since = now
         except Exception:
             log.exception("schedules_refresh_failed")
 

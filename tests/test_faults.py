@@ -61,6 +61,20 @@ async def post(url: str, http: aiohttp.ClientSession, alert_id: str | None = Non
         return r.status, (await r.json(), r.headers.get("Retry-After"))
 
 
+async def retried_post(url: str, http: aiohttp.ClientSession, alert_id: str) -> int:
+    """The platform's retries: the alert again while the answer is 503 (a busy machine may need a
+    second try after the database is free again), then its last answer."""
+    statuses: list[int] = []
+
+    async def answered() -> bool:
+        status, _ = await post(url, http, alert_id)
+        statuses.append(status)
+        return status != 503
+
+    await until(answered, "an answer other than 503 once the database is free")
+    return statuses[-1]
+
+
 def page_sms_counts(sim: PhoneSimulator, numbers: list[str]) -> Counter[str]:
     """How many SMS each page id reached the phones in (its one-time link names it)."""
     counts: Counter[str] = Counter()
@@ -173,7 +187,7 @@ async def test_a_frozen_postgresql_gets_503_at_once_and_nothing_is_lost(
             assert ready.status == 503
         relay.thaw()
         await until(lambda: ready_again(service), "ready once the database answers")
-        status, _ = await post(service.url, http, alert_id)  # the platform's retry
+        status = await retried_post(service.url, http, alert_id)  # the platform's retry
         assert status in (200, 202)  # 200 if the first one was stored after all: a repeat, not a loss
         assert len([c for c in await cases(service.url, http) if c["alert_id"] == alert_id]) == 1
     finally:
@@ -193,7 +207,7 @@ async def a_locked_sqlite_gets_503(db_url: str, sim: PhoneSimulator, http: aioht
         status, (answer, retry_after) = await post(service.url, http, alert_id)
         assert (status, answer["error"], retry_after) == (503, "unavailable", "5"), answer
         other.execute("ROLLBACK")
-        status, _ = await post(service.url, http, alert_id)
+        status = await retried_post(service.url, http, alert_id)
         assert status in (200, 202)
         assert len([c for c in await cases(service.url, http) if c["alert_id"] == alert_id]) == 1
     finally:
