@@ -194,20 +194,22 @@ def _render_stub(
     )
 
 
-async def _my_page(request: web.Request, principal: Principal, case_id: str) -> Page:
-    page = await latest_page_to(request.app[DB], case_id, principal.person_id or "")
-    if page is None:
-        raise Forbidden("only a person paged for this case can accept or pass it")
-    return page
-
-
-@routes.post("/cases/{case_id}/accept")
-async def accept_case(request: web.Request) -> web.Response:
+async def _answering(request: web.Request) -> tuple[Principal, str, Page]:
+    """Who answers a page from the case page (accept or pass), the case, and their latest page for it;
+    403 unless they may see the case, the form carries their CSRF token, and they were paged for it."""
     principal = await login_required(request)
     case_id = request.match_info["case_id"]
     await access_to(request, principal, case_id)
     await checked_form(request, principal)
-    page = await _my_page(request, principal, case_id)
+    page = await latest_page_to(request.app[DB], case_id, principal.person_id or "")
+    if page is None:
+        raise Forbidden("only a person paged for this case can accept or pass it")
+    return principal, case_id, page
+
+
+@routes.post("/cases/{case_id}/accept")
+async def accept_case(request: web.Request) -> web.Response:
+    principal, case_id, page = await _answering(request)
     answer = await request.app[COMMANDS].accept(case_id, page.person_id, "web")
     message = {
         "accepted": "The case is yours.",
@@ -219,18 +221,12 @@ async def accept_case(request: web.Request) -> web.Response:
 
 @routes.post("/cases/{case_id}/pass")
 async def pass_case(request: web.Request) -> web.Response:
-    principal = await login_required(request)
-    case_id = request.match_info["case_id"]
-    await access_to(request, principal, case_id)
-    await checked_form(request, principal)
-    page = await _my_page(request, principal, case_id)
-    if await request.app[COMMANDS].pass_page(
+    principal, case_id, page = await _answering(request)
+    passed = await request.app[COMMANDS].pass_page(
         case_id, page.id, page.person_id, "web", "passed on the web page"
-    ):
-        return await _render_case(
-            request, principal, case_id, message="Passed: the next person is being paged."
-        )
-    return await _render_case(request, principal, case_id, message="The case is no longer open.")
+    )
+    message = "Passed: the next person is being paged." if passed else "The case is no longer open."
+    return await _render_case(request, principal, case_id, message=message)
 
 
 @routes.post("/cases/{case_id}/tasks/{task}/done")
