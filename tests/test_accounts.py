@@ -21,8 +21,8 @@ from sqlalchemy import text
 
 from responder.simulator import PhoneSimulator
 from responder.store.db import Database
-from tests.harness import ROOT, Service, environment, start_service, stop_service
-from tests.web import PASSWORD, Browser, create_users
+from tests.harness import ROOT, Service, environment
+from tests.web import PASSWORD, Browser, staffed_service
 
 ONE_TIME = "one-time-password-42"
 NEW_PASSWORD = "a brand new passphrase"
@@ -34,10 +34,8 @@ PERSON_REQUIRED = (
 
 @pytest.fixture
 async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
-    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
-    await create_users(db_url)  # ana, sam (negotiators), maya (manager), root (admin), audrey (auditor)
-    yield running
-    await stop_service(running)
+    async with staffed_service(db_url, sim, http) as running:
+        yield running
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from sqlalchemy import text
 
 from responder.simulator import PhoneSimulator
 from responder.store.db import Database
-from tests.harness import API_TOKEN, ROOT, WAIT_S, Service, new_alert_id, sample, start_service, stop_service
-from tests.web import PASSWORD, create_users
+from tests.harness import API_TOKEN, ROOT, WAIT_S, Service, new_alert_id, sample
+from tests.web import PASSWORD, staffed_service
 
 if TYPE_CHECKING:  # the module itself is imported below only where Playwright is installed
     from playwright.async_api import Browser, Page, ViewportSize
@@ -41,10 +41,8 @@ def chromium_path() -> str:
 
 @pytest.fixture
 async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
-    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
-    await create_users(db_url)
-    yield running
-    await stop_service(running)
+    async with staffed_service(db_url, sim, http) as running:
+        yield running
 
 
 @pytest.fixture

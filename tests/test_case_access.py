@@ -16,8 +16,8 @@ from sqlalchemy import text
 from responder.accounts.service import create_user
 from responder.simulator import PhoneSimulator
 from responder.store.db import Database
-from tests.harness import API_TOKEN, WAIT_S, Service, new_alert_id, sample, start_service, stop_service
-from tests.web import PASSWORD, Browser, create_users
+from tests.harness import API_TOKEN, WAIT_S, Service, new_alert_id, sample
+from tests.web import PASSWORD, Browser, Users, staffed_service
 
 # What the sample alert says about the person: none of it may reach a stub.
 PERSONAL = (
@@ -29,27 +29,14 @@ PERSONAL = (
     "emergency-escalations@",
     "CO-ESC-55120",
 )
-STAFF = {"ines": (["investigator"], "ines"), "tom": (["team_lead"], "tom")}
-
-
-async def running(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession, **env: str) -> Service:
-    # Real time: the chain stays on its first step (Ines and Ana paged) while the pages are used.
-    service = await start_service(db_url, sim, http, extra_env=env, RESPONDER_TIME_SCALE="1")
-    await create_users(db_url)
-    db = Database(db_url)
-    try:
-        for name, (roles, person) in STAFF.items():
-            await create_user(db, name, PASSWORD, roles, person, datetime.now(UTC))
-    finally:
-        await db.close()
-    return service
+STAFF: Users = {"ines": (["investigator"], "ines"), "tom": (["team_lead"], "tom")}
 
 
 @pytest.fixture
 async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
-    started = await running(db_url, sim, http)
-    yield started
-    await stop_service(started)
+    # Real time: the chain stays on its first step (Ines and Ana paged) while the pages are used.
+    async with staffed_service(db_url, sim, http, STAFF) as running:
+        yield running
 
 
 @pytest.fixture
@@ -57,9 +44,10 @@ async def closing_service(
     db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession
 ) -> AsyncIterator[Service]:
     """The holder's window after a resolve is 0 h: a resolved case is at once an old one."""
-    started = await running(db_url, sim, http, RESPONDER_HOLDER_ACCESS_AFTER_RESOLVE_H="0")
-    yield started
-    await stop_service(started)
+    async with staffed_service(
+        db_url, sim, http, STAFF, RESPONDER_HOLDER_ACCESS_AFTER_RESOLVE_H="0"
+    ) as running:
+        yield running
 
 
 async def logged_in(service: Service, username: str) -> Browser:

@@ -20,7 +20,7 @@ from responder.store.db import Database
 from tests.harness import ROOT, Service, new_alert_id, sample, start_service, stop_service
 from tests.process import ServiceProcess
 from tests.test_check import run_check
-from tests.web import PASSWORD, Browser, create_users, csrf_of
+from tests.web import PASSWORD, Browser, create_users, csrf_of, staffed_service
 
 # Enough logins that hashing them two at a time takes far longer than a page needs.
 BURST = 60
@@ -28,21 +28,15 @@ BURST = 60
 
 @pytest.fixture
 async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
-    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
-    await create_users(db_url)
-    yield running
-    await stop_service(running)
+    async with staffed_service(db_url, sim, http) as running:
+        yield running
 
 
 @pytest.fixture
 async def proxied(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
     """The service behind a reverse proxy on this host: X-Forwarded-For from 127.0.0.1 names the client."""
-    running = await start_service(
-        db_url, sim, http, RESPONDER_TRUSTED_PROXIES="127.0.0.1", RESPONDER_TIME_SCALE="1"
-    )
-    await create_users(db_url)
-    yield running
-    await stop_service(running)
+    async with staffed_service(db_url, sim, http, RESPONDER_TRUSTED_PROXIES="127.0.0.1") as running:
+        yield running
 
 
 @pytest.fixture

@@ -25,20 +25,15 @@ from tests.harness import (
     environment,
     new_alert_id,
     sample,
-    start_service,
-    stop_service,
 )
 from tests.test_privacy_logs import refuse_inserts
-from tests.web import PASSWORD, Browser, create_users
+from tests.web import PASSWORD, Browser, staffed_service
 
 
 @pytest.fixture
 async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
-    # Real time: the chain stays on its first step while the pages are used.
-    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
-    await create_users(db_url)
-    yield running
-    await stop_service(running)
+    async with staffed_service(db_url, sim, http) as running:
+        yield running
 
 
 @pytest.fixture

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
 from responder.accounts.service import create_user
+from responder.simulator import PhoneSimulator
 from responder.store.db import Database
+from tests.harness import Service, start_service, stop_service
 
 PASSWORD = "correct horse battery"
 Form = dict[str, Any] | list[tuple[str, str]]
@@ -23,13 +27,30 @@ USERS = {
 }
 
 
-async def create_users(db_url: str) -> None:
+Users = Mapping[str, tuple[list[str], str | None]]
+
+
+async def create_users(db_url: str, users: Users = USERS) -> None:
     db = Database(db_url)
     try:
-        for username, (roles, person) in USERS.items():
+        for username, (roles, person) in users.items():
             await create_user(db, username, PASSWORD, roles, person, datetime.now(UTC))
     finally:
         await db.close()
+
+
+@asynccontextmanager
+async def staffed_service(
+    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession, more_users: Users | None = None, **env: str
+) -> AsyncIterator[Service]:
+    """The service at real time (the chain stays on its first step while pages are used), with the
+    accounts of USERS (and `more_users`)."""
+    running = await start_service(db_url, sim, http, extra_env={"RESPONDER_TIME_SCALE": "1", **env})
+    try:
+        await create_users(db_url, {**USERS, **(more_users or {})})
+        yield running
+    finally:
+        await stop_service(running)
 
 
 class Browser:
