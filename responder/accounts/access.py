@@ -14,13 +14,10 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from responder.accounts.service import Principal
+from responder.domain import LEADS, PAGED_ROLES, RESOLVED
 from responder.store.models import Case
 
-# Who sees and works every case.
-LEADS = ("team_lead", "manager")
-# Who is paged, and so may be paged for a case or hold one.
-PAGED_ROLES = ("negotiator", "investigator")
-RESOLVED = "resolved"
+__all__ = ["LEADS", "PAGED_ROLES", "CaseAccess", "View", "case_access", "work_refusal"]
 OLD_CASE = "This case was resolved a while ago: its details open only with a reason."
 
 

@@ -17,12 +17,13 @@ from responder.accounts.passwords import (
     token_hash,
     verify_password_off_loop,
 )
+from responder.domain import ACCOUNT_ROLES
 from responder.errors import Conflict, ValidationFailed
 from responder.store.db import Database
 from responder.store.models import User, WebSession
 from responder.store.queries import new_id
 
-ROLES = ("negotiator", "investigator", "team_lead", "manager", "admin", "auditor")
+ROLES = ACCOUNT_ROLES  # responder.domain
 # Who sees every case (everyone else sees the cases paged to them).
 SEES_ALL_CASES = frozenset({"team_lead", "manager"})
 # Who must be a roster person: the cases paged to them are found by their person id.

@@ -13,12 +13,12 @@ from responder.accounts.audit import audit
 from responder.accounts.service import Principal
 from responder.api.auth import CASE_ROLES, require_api
 from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS
+from responder.domain import CASE_STATUSES
 from responder.errors import Forbidden, InvalidJSON, ValidationFailed
 from responder.store import cases as case_store
 from responder.store.models import Case, CaseEvent, CaseTask, Page
 
 routes = web.RouteTableDef()
-CASE_STATUSES = ("open", "acknowledged", "resolved")
 # Reading a case resolved longer ago than the holder's window is break-glass: the caller says why.
 REASON_HEADER, REASON_MAX = "X-Access-Reason", 500
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from responder.domain import Role
 from responder.engine.playbook import Channel, Match, Playbook, Target, chain_ids
-from responder.settings import Role
 
 
 @dataclass(frozen=True)

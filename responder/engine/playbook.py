@@ -11,9 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from responder.domain import Role
 from responder.durations import DurationS
 from responder.errors import ConfigError
-from responder.settings import Role
 from responder.yamlfile import YamlDoc, field_path, load_yaml, validate_doc
 
 RiskLevel = Literal["imminent", "high", "medium", "low"]

@@ -27,8 +27,9 @@ from pydantic import (
     model_validator,
 )
 
+from responder.domain import Role
 from responder.durations import parse_duration_s
-from responder.settings import DEFAULT_REGION, PersonConfig, Role, check_regions, check_time_zone
+from responder.settings import DEFAULT_REGION, PersonConfig, check_regions, check_time_zone
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -12,13 +12,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from responder.domain import ACKNOWLEDGED, CLAIMED, OPEN, PENDING, RESOLVED
 from responder.store.models import Case, CaseEvent, Page
 
-OPEN = "open"
-ACKNOWLEDGED = "acknowledged"
-RESOLVED = "resolved"
-# Page statuses from which the outbox still has to act.
-PENDING, CLAIMED = "pending", "claimed"
+__all__ = ["ACKNOWLEDGED", "CLAIMED", "OPEN", "PENDING", "RESOLVED"]  # and the queries below
 
 
 def rowcount(result: Any) -> int:
