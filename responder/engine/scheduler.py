@@ -59,9 +59,18 @@ class Waker:
         )
 
     def every(self, name: str, interval_s: float, job: Callable[[], Awaitable[None]]) -> None:
-        """Run `job` every `interval_s` (a run still going when the next is due is not doubled)."""
+        """Run `job` every `interval_s` (a run still going when the next is due is not doubled). A run
+        cut short by the service's stop ends quietly: the next start runs it again."""
+
+        async def run() -> None:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                if not self._stopped:
+                    raise
+
         self._scheduler.add_job(
-            job,
+            run,
             "interval",
             seconds=interval_s,
             id=name,
