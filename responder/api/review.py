@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
-from sqlmodel import col
 
 from responder.accounts.audit import audit
 from responder.api.auth import REVIEW_ROLES, require_api
 from responder.api.keys import CLOCK, DB
 from responder.errors import ValidationFailed
-from responder.review.metrics import LIVES_SAVED, Filters, parse_filters, review
-from responder.store.models import Case
+from responder.review.metrics import LIVES_SAVED, parse_filters, review
+from responder.store.review import Filters, page_of_cases
 
 routes = web.RouteTableDef()
 MAX_PAGE = 200
@@ -46,26 +44,11 @@ async def cases(request: web.Request) -> web.Response:
         raise ValidationFailed([{"field": "limit", "message": "limit and offset are whole numbers"}]) from exc
     if not 1 <= limit <= MAX_PAGE or offset < 0:
         raise ValidationFailed([{"field": "limit", "message": f"1 to {MAX_PAGE}; offset 0 or more"}])
-    where = filters.where()
-    async with request.app[DB].sessions() as session:
-        total = (await session.execute(select(func.count()).select_from(Case).where(*where))).scalar() or 0
-        rows = (
-            (
-                await session.execute(
-                    select(Case)
-                    .where(*where)
-                    .order_by(col(Case.received_at).desc(), col(Case.id))
-                    .limit(limit)
-                    .offset(offset)
-                )
-            )
-            .scalars()
-            .all()
-        )
+    total, rows = await page_of_cases(request.app[DB], filters, limit, offset)
     await audit(request.app[DB], caller.name, "cases_listed", request.app[CLOCK].now(), rows=len(rows))
     return web.json_response(
         {
-            "total": int(total),
+            "total": total,
             "limit": limit,
             "offset": offset,
             "next_offset": offset + limit if offset + limit < total else None,

@@ -20,6 +20,7 @@ from responder.engine.acceptance import OUTCOMES
 from responder.paging.failures import CANCELLED, FAILED
 from responder.store.db import Database
 from responder.store.models import Case, CaseTask, Integration, Page
+from responder.store.review import Filters
 
 # Outcomes counted as a life saved: the person was found alive and helped. Documented in docs/review.md.
 LIVES_SAVED = (
@@ -30,35 +31,6 @@ LIVES_SAVED = (
     "medical_intervention",
 )
 DURATIONS = ("first_page", "accept", "identify", "locate", "dispatch", "contact", "resolve")
-
-
-@dataclass(frozen=True)
-class Filters:
-    start: datetime | None = None  # received at or after
-    end: datetime | None = None  # received before
-    region: str | None = None
-    platform: str | None = None
-    outcome: str | None = None
-    person: str | None = None  # who accepted
-
-    def where(self) -> list[ColumnElement[bool]]:
-        found: list[ColumnElement[bool]] = []
-        if self.start is not None:
-            found.append(col(Case.received_at) >= self.start)
-        if self.end is not None:
-            found.append(col(Case.received_at) < self.end)
-        if self.region:
-            found.append(col(Case.region) == self.region)
-        if self.platform:
-            found.append(
-                col(Case.integration_id)
-                == select(col(Integration.id)).where(col(Integration.name) == self.platform).scalar_subquery()
-            )
-        if self.outcome:
-            found.append(col(Case.outcome) == self.outcome)
-        if self.person:
-            found.append(col(Case.accepted_by) == self.person)
-        return found
 
 
 def parse_filters(query: Mapping[str, str]) -> tuple[Filters, list[dict[str, str]]]:
@@ -93,15 +65,16 @@ _PAGES_COUNTED = (col(Page.purpose) == "page", func.coalesce(col(Page.outcome), 
 _PAGE_FAILED = func.sum(case((col(Page.outcome) == FAILED, 1), else_=0))
 
 
-async def page_counts(session: Any, where: list[ColumnElement[bool]]) -> dict[str, tuple[int, int]]:
+async def page_counts(db: Database, filters: Filters) -> dict[str, tuple[int, int]]:
     """Per case of the filter: the pages counted and the pages failed, as the figures count them."""
-    rows = await session.execute(
-        select(col(Page.case_id), func.count(), _PAGE_FAILED)
-        .join(Case, col(Case.id) == col(Page.case_id))
-        .where(*where, *_PAGES_COUNTED)
-        .group_by(col(Page.case_id))
-    )
-    return {case_id: (int(pages), int(failed or 0)) for case_id, pages, failed in rows}
+    async with db.sessions() as session:
+        rows = await session.execute(
+            select(col(Page.case_id), func.count(), _PAGE_FAILED)
+            .join(Case, col(Case.id) == col(Page.case_id))
+            .where(*filters.where(), *_PAGES_COUNTED)
+            .group_by(col(Page.case_id))
+        )
+        return {case_id: (int(pages), int(failed or 0)) for case_id, pages, failed in rows}
 
 
 @dataclass

@@ -10,15 +10,8 @@ from responder.accounts.passwords import MIN_LENGTH
 from responder.accounts.service import Principal
 from responder.api.keys import CLOCK, DB
 from responder.errors import ValidationFailed
-from responder.web.views import (
-    ACCOUNT_PAGE,
-    COOKIE,
-    _field_errors,
-    _safe_next,
-    checked_form,
-    login_required,
-    render,
-)
+from responder.web.login import safe_next
+from responder.web.views import ACCOUNT_PAGE, COOKIE, checked_form, field_errors, login_required, render
 
 routes = web.RouteTableDef()
 
@@ -26,7 +19,7 @@ routes = web.RouteTableDef()
 @routes.get(ACCOUNT_PAGE)
 async def password_page(request: web.Request) -> web.Response:
     principal = await login_required(request)
-    next_page = _safe_next(request.query.get("next"))
+    next_page = safe_next(request.query.get("next"))
     return _render(principal, next_page)
 
 
@@ -34,7 +27,7 @@ async def password_page(request: web.Request) -> web.Response:
 async def change_own_password(request: web.Request) -> web.Response:
     principal = await login_required(request)
     form = await checked_form(request, principal)
-    next_page = _safe_next(str(form.get("next", "/")))
+    next_page = safe_next(str(form.get("next", "/")))
     change = PasswordChange(
         current=str(form.get("current_password", "")),
         new=str(form.get("new_password", "")),
@@ -47,7 +40,7 @@ async def change_own_password(request: web.Request) -> web.Response:
         )
     except ValidationFailed as exc:
         # The form comes back empty: an answer never echoes a password.
-        return _render(principal, next_page, 422, _field_errors(exc.detail))
+        return _render(principal, next_page, 422, field_errors(exc.detail))
     raise web.HTTPSeeOther(next_page)
 
 

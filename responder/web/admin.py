@@ -14,7 +14,7 @@ from responder.accounts.audit import audit
 from responder.accounts.service import ROLES, Principal, create_user
 from responder.api.keys import CLOCK, DB, ROSTER
 from responder.errors import Conflict, ValidationFailed
-from responder.web.views import _field_errors, _sentence, checked_form, login_required, render
+from responder.web.views import checked_form, field_errors, login_required, render, sentence
 
 routes = web.RouteTableDef()
 ADMIN = "admin"
@@ -67,7 +67,7 @@ async def add_user(request: web.Request) -> web.Response:
     try:
         await create_user(request.app[DB], username, password, roles, person, now)
     except (ValidationFailed, Conflict) as exc:
-        errors = _field_errors(_problems(exc, "username"))
+        errors = field_errors(_problems(exc, "username"))
         return await _render_users(request, principal, 422, errors, {"username": username})
     await audit(
         request.app[DB], principal.name, "user_created", now, username=username, roles=roles, person=person
@@ -86,7 +86,7 @@ async def _on_row(request: web.Request, action: Action, kind: str = "user") -> w
     except (ValidationFailed, Conflict) as exc:
         text = "; ".join(f"{p['field']}: {p['message']}" for p in _problems(exc, "name"))
         return await _render_users(
-            request, principal, exc.status, row_errors={f"{kind}:{name}": _sentence(text)}
+            request, principal, exc.status, row_errors={f"{kind}:{name}": sentence(text)}
         )
     return await _render_users(request, principal, message=message)
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from responder.accounts.audit import AuditQuery, audit_trail
 from responder.api.keys import DB
-from responder.web.views import _field_errors, login_required, render
+from responder.web.views import field_errors, login_required, render
 
 routes = web.RouteTableDef()
 PAGE_SIZE, MAX_PAGE_SIZE = 100, 500
@@ -89,7 +89,7 @@ async def audit_page(request: web.Request) -> web.Response:
         422 if problems else 200,
         principal=principal,
         events=events,
-        errors=_field_errors(problems),
+        errors=field_errors(problems),
         query=request.query,
         older=older,
         newest=urlencode(kept) if query.before is not None else None,

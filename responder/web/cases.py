@@ -31,12 +31,12 @@ from responder.web.views import (
     STREAM_POLL_S,
     STREAMS_CLOSING,
     TIMES,
-    _field_errors,
-    _utc_input,
     checked_form,
     current,
+    field_errors,
     login_required,
     render,
+    utc_input,
 )
 
 routes = web.RouteTableDef()
@@ -268,7 +268,7 @@ async def record_outcome(request: web.Request) -> web.Response:
         raw = values[name].strip()
         if raw:
             try:
-                details[name] = _utc_input(raw)
+                details[name] = utc_input(raw)
             except ValueError:
                 errors[name] = "Use the date and time picker (UTC)."
     if not values["outcome"]:
@@ -281,7 +281,7 @@ async def record_outcome(request: web.Request) -> web.Response:
                 case_id, values["outcome"], values["note"].strip() or None, principal.name, details
             )
         except ValidationFailed as exc:
-            errors = _field_errors(exc.detail)
+            errors = field_errors(exc.detail)
         except Conflict as exc:
             return await _render_case(request, principal, case_id, 409, message=str(exc.detail))
     if errors:
