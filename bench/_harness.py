@@ -6,7 +6,10 @@ Ctrl-C: the service gets SIGTERM then SIGKILL, the simulator stops and the temp 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
+import logging
 import os
 import shutil
 import signal
@@ -15,12 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import structlog
 
 from responder.simulator import ApiRequest, PhoneSimulator
 
@@ -232,3 +237,31 @@ async def running_bench(callback_delay_s: float = 0.01) -> AsyncIterator[Bench]:
         with serving(setup.env, setup.port, log_path) as process:
             await wait_ready(setup.url, process, log_path)
             yield Bench(setup.url, setup.sim, setup.requests, process, log_path)
+
+
+def bench_main(
+    args: argparse.Namespace,
+    run: Callable[[argparse.Namespace, dict[str, Any]], Awaitable[dict[str, Any]]],
+    markdown: Callable[[dict[str, Any]], str],
+    as_json: Callable[[Any], Any],
+) -> int:
+    """A bench's entry point: its alert template read, the simulator's logs kept off the table,
+    SIGTERM turned into a cancellation (the clean-up runs as on Ctrl-C), the results printed as
+    Markdown or, with --json, as JSON."""
+    template = json.loads(Path(args.alert).read_text(encoding="utf-8"))
+    # The simulator logs through structlog; keep its warnings (counted in the results) off the table.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+
+    async def main_task() -> dict[str, Any]:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await run(args, template)
+
+    try:
+        results = asyncio.run(main_task())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; the services, simulators and temp dirs were cleaned up", file=sys.stderr)
+        return 130
+    print(json.dumps(as_json(results), indent=2) if args.json else markdown(results))
+    return 0

@@ -12,19 +12,14 @@ simulator in this process. Lateness and firing times are read from the service's
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import logging
 import shlex
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import structlog
 from _engine_report import markdown
-from _harness import ROOT, SAMPLES
+from _harness import ROOT, SAMPLES, bench_main
 from _lateness_run import run_lateness
 from _report import json_safe
 from _restart_run import run_restart
@@ -85,26 +80,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-async def main_task(args: argparse.Namespace, template: dict[str, Any]) -> dict[str, Any]:
-    """Run, turning SIGTERM into a cancellation so the clean-up runs as it does on Ctrl-C."""
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await run(args, template)
-
-
 def main() -> int:
-    args = parse_args()
-    template = json.loads(Path(args.alert).read_text(encoding="utf-8"))
-    # The simulator logs through structlog; keep its warnings (counted in the results) off the table.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    try:
-        results = asyncio.run(main_task(args, template))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; the service, simulator and temp dirs were cleaned up", file=sys.stderr)
-        return 130
-    print(json.dumps(json_safe(results), indent=2) if args.json else markdown(results))
-    return 0
+    return bench_main(parse_args(), run, markdown, json_safe)
 
 
 if __name__ == "__main__":

@@ -12,22 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import math
 import re
 import shlex
-import signal
 import sys
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import structlog
-from _harness import API_TOKEN, SAMPLES, SOCIAL_SECRET, Bench, StampedRequests, running_bench
+from _harness import API_TOKEN, SAMPLES, SOCIAL_SECRET, Bench, StampedRequests, bench_main, running_bench
 from _measure import CpuSplit, RssSampler, log_problems, read_proc, summary_ms
 from _report import json_safe, markdown
 
@@ -246,26 +242,8 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-async def main_task(args: argparse.Namespace, template: dict[str, Any]) -> dict[str, Any]:
-    """Run, turning SIGTERM into a cancellation so the clean-up runs as it does on Ctrl-C."""
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await run(args, template)
-
-
 def main() -> int:
-    args = parse_args()
-    template = json.loads(Path(args.alert).read_text(encoding="utf-8"))
-    # The simulator logs through structlog; keep its warnings (counted in the results) off the table.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    try:
-        results = asyncio.run(main_task(args, template))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; the service, simulator and temp dir were cleaned up", file=sys.stderr)
-        return 130
-    print(json.dumps(json_safe(results), indent=2) if args.json else markdown(results))
-    return 0
+    return bench_main(parse_args(), run, markdown, json_safe)
 
 
 if __name__ == "__main__":

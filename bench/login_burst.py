@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import math
 import re
 import shlex
-import signal
 import sys
 import time
 from collections import Counter
@@ -40,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import structlog
 from _engine_common import TwilioLog, WallClock, seconds, spread, sync_roster, utcnow
-from _harness import SAMPLES, Setup, bench_setup, serving, wait_ready
+from _harness import SAMPLES, Setup, bench_main, bench_setup, serving, wait_ready
 from _measure import CpuSplit, log_problems, summary_ms
 from _report import json_safe
 from _seed import Seeded, read_step_fired, seed_cases, sync_engine
@@ -204,26 +201,8 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-async def main_task(args: argparse.Namespace, template: dict[str, Any]) -> dict[str, Any]:
-    """Run, turning SIGTERM into a cancellation so the clean-up runs as it does on Ctrl-C."""
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await run(args, template)
-
-
 def main() -> int:
-    args = parse_args()
-    template = json.loads(Path(args.alert).read_text(encoding="utf-8"))
-    # The simulator logs through structlog; keep its warnings (counted in the results) off the table.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    try:
-        results = asyncio.run(main_task(args, template))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; the services, simulator and temp dirs were cleaned up", file=sys.stderr)
-        return 130
-    print(json.dumps(json_safe(results), indent=2) if args.json else markdown(results))
-    return 0
+    return bench_main(parse_args(), run, markdown, json_safe)
 
 
 if __name__ == "__main__":

@@ -26,17 +26,11 @@ and waits until every SMS and callback is done (at most --settle s after the las
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import logging
 import shlex
-import signal
 import sys
-from pathlib import Path
 from typing import Any
 
-import structlog
-from _harness import SAMPLES, SOCIAL_SECRET
+from _harness import SAMPLES, SOCIAL_SECRET, bench_main
 from _side_by_side_report import markdown, number, strict_json
 from _side_by_side_run import SERVICES, RunPlan, run_once
 from engine_load import service_version
@@ -114,26 +108,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-async def main_task(args: argparse.Namespace, template: dict[str, Any]) -> dict[str, Any]:
-    """Run, turning SIGTERM into a cancellation so the clean-up runs as it does on Ctrl-C."""
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await run(args, template)
-
-
 def main() -> int:
-    args = parse_args()
-    template = json.loads(Path(args.alert).read_text(encoding="utf-8"))
-    # The simulator logs through structlog; keep its warnings (counted in the results) off the table.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-    try:
-        results = asyncio.run(main_task(args, template))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; the services, simulators and temp dirs were cleaned up", file=sys.stderr)
-        return 130
-    print(json.dumps(strict_json(results), indent=2) if args.json else markdown(results))
-    return 0
+    return bench_main(parse_args(), run, markdown, strict_json)
 
 
 if __name__ == "__main__":
