@@ -252,7 +252,7 @@ async def _reload_schedules(app: web.Application) -> None:
 async def _engine(app: web.Application) -> AsyncIterator[None]:
     env = app[SETTINGS].env
     plans = {p.name: compile_plan(p, env.time_scale) for p in app[PLAYBOOKS]}
-    engine = Engine(app[DB], plans, app[ROSTER], app[CLOCK], env.sweep_interval_s)
+    engine = Engine(app[DB], plans, app[ROSTER], app[CLOCK], env.sweep_interval_s, env.stop_grace_s)
     gateway = TwilioGateway(
         env.twilio_account_sid,
         env.twilio_auth_token,

@@ -57,6 +57,10 @@ class EnvSettings(BaseSettings):
     # Every database statement, wait for a connection or lock, and intake request as a whole must end
     # within this; past it the answer is 503 with Retry-After (never a 2xx for an alert not stored).
     db_deadline_s: float = Field(5.0, gt=0, le=60, validation_alias="RESPONDER_DB_DEADLINE_S")
+    # On SIGTERM: how long the sends already in flight to Twilio may take to finish and be recorded
+    # (their callbacks still taken meanwhile) before the service goes. A send cut short here is sent
+    # again after the restart, so keep it above the Twilio timeout; systemd's TimeoutStopSec above it.
+    stop_grace_s: float = Field(15.0, gt=0, le=600, validation_alias="RESPONDER_STOP_GRACE_S")
     # Twilio failing for longer than this is an outage the on-call managers are told about.
     twilio_outage_notice_s: float = Field(
         60.0, gt=0, le=3600, validation_alias="RESPONDER_TWILIO_OUTAGE_NOTICE_S"

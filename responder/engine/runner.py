@@ -44,8 +44,8 @@ log = get_logger(__name__)
 DUE_BATCH = 200
 # Cases with due work: the paging chain while open, tasks and re-escalation once accepted.
 WORKING = (OPEN, ACKNOWLEDGED)
-# On shutdown, how long a tick in progress may take to finish before it is cancelled.
-STOP_GRACE_S = 5.0
+# On shutdown, how long a tick in progress (and the sends in flight) may take before being cancelled.
+STOP_GRACE_S = 15.0
 
 
 def view_of(case: Case, integration: str = "", done: frozenset[str] = frozenset()) -> CaseView:
@@ -73,8 +73,10 @@ class Engine:
         roster: Roster,
         clock: Clock,
         sweep_interval_s: float = 5.0,
+        stop_grace_s: float = STOP_GRACE_S,
     ) -> None:
         self.db, self.plans, self.roster, self.clock = db, plans, roster, clock
+        self.stop_grace_s = stop_grace_s
         self.outbox: Outbox | None = None
         self.waker = Waker(self.kick, sweep_interval_s, sweep=self.sweep, clock=clock)
         # Due times learnt while working. The database is read in full at start, when a timer fires
@@ -93,20 +95,22 @@ class Engine:
         self.waker.every("outbox-lease", outbox.lease_s / 3, outbox.keep_alive)
         self.kick()
 
-    async def quiesce(self, grace_s: float = STOP_GRACE_S) -> bool:
+    async def quiesce(self) -> bool:
         """Before the HTTP site closes: decide nothing new, claim nothing new, let the sends in flight
         finish and be recorded (their callbacks still come in meanwhile). True when all finished."""
         self._stopped = True
         self.waker.shutdown()
-        return await self.outbox.quiesce(grace_s) if self.outbox is not None else True
+        return await self.outbox.quiesce(self.stop_grace_s) if self.outbox is not None else True
 
     async def stop(self) -> None:
         """Let a running tick finish its transaction (cancelling one mid-way strands its connection)."""
         self._stopped = True
         self.waker.shutdown()
         if self.outbox is not None:
-            await self.outbox.stop(STOP_GRACE_S)
-        _, late = await asyncio.wait(self._tasks, timeout=STOP_GRACE_S) if self._tasks else (set(), set())
+            await self.outbox.stop(self.stop_grace_s)
+        late: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=self.stop_grace_s)
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
