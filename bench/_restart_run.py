@@ -168,6 +168,7 @@ def verify(scenario: Scenario) -> dict[str, Any]:
     creates = TwilioLog.read(scenario.setup.requests).creates_by_page
     paged_people: dict[str, set[str]] = {}
     for page in pages:
+        assert page.case_id is not None
         paged_people.setdefault(page.case_id, set()).add(page.person_id)
     ids = [c.case_id for c in scenario.overdue]
     return {

@@ -141,7 +141,7 @@ def step_people(engine: Engine, step: int = 0) -> dict[str, set[str]]:
 @dataclass(frozen=True)
 class PageRow:
     page_id: str
-    case_id: str
+    case_id: str | None
     step: int | None
     person_id: str
     channel: str

@@ -40,8 +40,8 @@ from responder.intake.signatures import SignatureVerifier
 from responder.logging import get_logger
 from responder.oncall import store
 from responder.oncall.config import load_roster, load_schedules, signature
-from responder.oncall.handoff import CATCH_UP, send_handoffs
 from responder.oncall.roster import Roster
+from responder.paging.handoff import CATCH_UP, queue_handoffs
 from responder.paging.links import LinkSigner
 from responder.paging.outbox import Outbox
 from responder.paging.throttle import FloodRule
@@ -223,7 +223,8 @@ class Housekeeping:
             outbox, now = app[ENGINE].outbox, app[CLOCK].now()
             if outbox is not None:
                 await outbox.reconcile(settings.env.reconcile_after_s)
-                await send_handoffs(app[DB], app[ROSTER], outbox.gateway, self._since, now)
+                if await queue_handoffs(app[DB], app[ROSTER], self._since, now):
+                    outbox.kick()
                 self._since = now
         except Exception:
             log.exception("schedules_refresh_failed")

@@ -90,13 +90,14 @@ async def test_no_page_goes_out_after_the_accept(
         await service.phone_of("ana").send_sms("ACK")
         case = await service.case(case_id)
         assert case["status"] == "acknowledged"
-        before = [p for p in case["pages"] if p["purpose"] == "page"]
+        before = [p["id"] for p in case["pages"] if p["purpose"] == "page"]
         await service.phone_of("ana").expect_sms(contains="tâche en retard : Checkpoint")
         case = await service.case(case_id)
         checkpoint = next(e for e in events(case, "task_overdue") if e["detail"]["task"] == "checkpoint")
         assert at(checkpoint["at"]) >= due(case, 4, SCALE)
         # Every step was due before that notice, and none paged anyone after the accept.
-        assert [p for p in case["pages"] if p["purpose"] == "page"] == before
+        # (By id: a page's status still moves on as Twilio's callbacks come.)
+        assert [p["id"] for p in case["pages"] if p["purpose"] == "page"] == before
         assert service.phone_of("bruno").messages == [] and service.phone_of("bruno").calls == []
     finally:
         await stop_service(service)

@@ -167,6 +167,20 @@ async def test_stop_flags_sms_voice_takes_over_the_manager_is_told_and_start_und
     await ana.expect_sms(contains="ACK")
 
 
+async def test_a_stop_from_someone_never_paged_reaches_the_manager_through_twilios_outage(
+    service: Service,
+) -> None:
+    """No case to hang the notice on: it is still an outbox row, so a Twilio that cannot take it at
+    first (500) does not lose it; it goes out once Twilio answers."""
+    ana, maya = service.phone_of("ana"), service.phone_of("maya")
+    maya.behaviour = Behaviour(api_error=500, api_error_count=2)
+    await ana.send_sms("STOP")
+    await maya.expect_api_errors(2)
+    notice = await maya.expect_sms(contains="STOP")
+    assert "Ana" in notice.body
+    assert len([m for m in maya.messages if "STOP" in m.body]) == 1
+
+
 async def test_twilios_own_opt_out_is_recorded_like_a_stop(service: Service) -> None:
     ana = service.phone_of("ana")
     ana.opted_out = True  # Ana texted STOP to our number some other time: Twilio refuses with 21610
@@ -252,7 +266,8 @@ async def test_a_failure_whose_callback_was_lost_is_found_by_asking_twilio(
         assert failover["to"] == "voice" and "(reconciled)" in failover["reason"]
         # Ines's SMS had its callbacks: delivered, and nothing to reconcile.
         pages = {p["person"]["id"]: p for p in case["pages"] if p["channel"] == "sms"}
-        assert pages["ines"]["status"] == "delivered" and pages["ana"]["status"] == "undelivered"
+        assert pages["ines"]["status"] == "delivered" and pages["ana"]["status"] == "failed"
+        assert pages["ana"]["twilio_status"] == "undelivered" and pages["ana"]["outcome"] == "failed"
     finally:
         await stop_service(service)
 
@@ -280,5 +295,7 @@ async def test_repeated_and_late_callbacks_are_news_once(service: Service) -> No
     await ana.expect_call()
     case = await service.case(case_id)
     assert len([e for e in events(case, "page_failed") if e["detail"]["page"] == page["id"]]) == 1
-    assert [p["status"] for p in case["pages"] if p["id"] == page["id"]] == ["undelivered"]
+    assert [(p["status"], p["twilio_status"]) for p in case["pages"] if p["id"] == page["id"]] == [
+        ("failed", "undelivered")
+    ]
     assert len(events(case, "channel_failover")) == 1

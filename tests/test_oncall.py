@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from icalendar import Calendar
 
-from responder.simulator import PhoneSimulator
+from responder.simulator import Behaviour, PhoneSimulator
 from tests.harness import (
     API_TOKEN,
     ROOT,
@@ -347,6 +347,34 @@ async def test_the_incoming_person_gets_a_hand_off_sms_once(
         # Lee's turn starts a second after Bruno's: once Lee has his SMS, the beats after Bruno's have
         # run too, and Bruno still has his one.
         await lee.expect_sms(contains="you are on call")
+        assert len([m for m in bruno.messages if "astreinte" in m.body]) == 1
+    finally:
+        await stop_service(service)
+
+
+async def test_a_hand_off_sms_twilio_cannot_take_at_first_still_comes_once(
+    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession, schedules: Path
+) -> None:
+    """The hand-off SMS is an outbox row like any notice: Twilio answering 500 at first holds it (it
+    used to be sent beside the outbox, once, and lost when that one send failed)."""
+    path = schedules / "negotiators-paris.yaml"
+    path.write_text(
+        path.read_text().replace("prefer_language: true", "prefer_language: true\nhandoff_sms: true")
+    )
+    service = await start_service(
+        db_url, sim, http, RESPONDER_SCHEDULES_DIR=str(schedules), RESPONDER_SWEEP_INTERVAL_S="0.2"
+    )
+    try:
+        bruno = service.phone_of("bruno")
+        bruno.behaviour = Behaviour(api_error=500, api_error_count=3)
+        start = datetime.now(UTC) + timedelta(seconds=2)  # made before it starts (see above)
+        status, _ = await post_override(
+            service, {"person": "bruno", "start": iso(start), "end": iso(start + timedelta(hours=3))}
+        )
+        assert status == 201
+        await bruno.expect_api_errors(3)
+        sms = await bruno.expect_sms(contains="d'astreinte")
+        assert "negotiator FR-75 (primary)" in sms.body
         assert len([m for m in bruno.messages if "astreinte" in m.body]) == 1
     finally:
         await stop_service(service)

@@ -94,7 +94,7 @@ async def run_scenario(service: Service, sim: PhoneSimulator) -> None:
         await maya.expect_sms(contains="flood limit", timeout_s=30)  # the calls are held now
     await ana.send_sms(f"ACK {b['ref']}")
     b = await service.case(b["id"])
-    cancelled = [p for p in b["pages"] if p["status"] == "canceled"]
+    cancelled = [p for p in b["pages"] if p["status"] == "cancelled"]
     assert {(p["person"]["id"], p["channel"]) for p in cancelled} == {("ana", "voice"), ("ines", "voice")}
 
     # What the phones saw: two machine-answered calls, and nothing for the cancelled pages.

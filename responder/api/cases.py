@@ -71,6 +71,8 @@ def case_json(
                 "tier": p.tier,
                 "step": p.step,
                 "status": p.status,
+                "twilio_status": p.twilio_status,
+                "outcome": p.outcome,
                 "created_at": _iso(p.created_at),
                 "sent_at": _iso(p.sent_at),
                 "error_code": p.error_code,

@@ -13,16 +13,15 @@ from sqlmodel import col
 from responder.errors import Conflict, NotFound, ValidationFailed
 from responder.metrics import ACCEPTS
 from responder.oncall.roster import Roster
-from responder.paging.failures import CANCELLED
 from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.store.db import Database
 from responder.store.models import Case, CaseTask, Page
 from responder.store.queries import (
     ACKNOWLEDGED,
     OPEN,
-    PENDING,
     RESOLVED,
     add_event,
+    cancel_pending_pages,
     insert_pages,
     notice_row,
     rowcount,
@@ -101,13 +100,7 @@ async def accept(
 async def _after_accept(
     session: AsyncSession, roster: Roster, case: Case, person_id: str, via: str, now: datetime
 ) -> None:
-    await session.execute(
-        update(Page)
-        .where(col(Page.case_id) == case.id, col(Page.status) == PENDING, col(Page.purpose) == "page")
-        .values(
-            status="canceled", outcome=CANCELLED, updated_at=now, error_message="case accepted before sending"
-        )
-    )
+    await cancel_pending_pages(session, case.id, "case accepted before sending", now)
     person = roster.person(person_id)
     name = person.name if person else person_id
     add_event(session, case.id, "case_accepted", f"person:{person_id}", now, {"via": via, "name": name})
@@ -192,11 +185,7 @@ async def resolve(
         for name in (*OUTCOME_TIMES, *OUTCOME_FLAGS):
             if details.get(name) is not None:
                 setattr(case, name, details[name])
-        await session.execute(
-            update(Page)
-            .where(col(Page.case_id) == case.id, col(Page.status) == PENDING, col(Page.purpose) == "page")
-            .values(status="canceled", updated_at=now, error_message="case resolved before sending")
-        )
+        await cancel_pending_pages(session, case.id, "case resolved before sending", now)
         recorded = {
             k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in details.items() if v is not None
         }

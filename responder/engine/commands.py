@@ -60,7 +60,7 @@ class CaseCommands:
 
     async def accept_by_link(self, page: Page) -> AcceptAnswer | None:
         """The one-time link of a page, used: an accept by its person. None when it was used before."""
-        if not await inbound.use_link(self._db, page.id, self.now()):
+        if page.case_id is None or not await inbound.use_link(self._db, page.id, self.now()):
             return None
         return await self.accept(page.case_id, page.person_id, "link")
 

@@ -25,7 +25,6 @@ from responder.oncall.roster import Roster
 from responder.paging.contacts import STOP_REASON, clear_flag, load_flags, meaning_of, set_flag
 from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.paging.outbox import Outbox
-from responder.paging.twilio_client import SendFailed
 from responder.settings import PersonConfig
 from responder.store.db import Database
 from responder.store.models import Case, CaseTask, Page
@@ -279,11 +278,15 @@ class Engine:
             self.roster.set_flags(await load_flags(session))
 
     async def page_failed(
-        self, case_id: str, page_id: str, reason: str, error_code: int | None = None
+        self, case_id: str | None, page_id: str, reason: str, error_code: int | None = None
     ) -> None:
         """A page (or notice) failed. Flag the channel if the error code says it is dead for that number
         (and tell the manager), then try the person's next untried channel at once; only when they have
         none left does the chain move on to the next step."""
+        if case_id is None:
+            # A notice about no case (a hand-off SMS): nothing to fail over; its row says it failed.
+            log.warning("notice_failed", page_id=page_id, reason=reason)
+            return
         now, meaning = self.clock.now(), meaning_of(error_code)
         async with self.db.transaction() as session:
             page = await session.get(Page, page_id)
@@ -372,24 +375,24 @@ class Engine:
             ).scalar_one_or_none()
             if latest is not None:
                 await self.tell_managers(session, latest, person, STOP_REASON, now)
+            else:
+                # No case to hang the notice on: a notice about no case, sent by the outbox all the same.
+                await insert_pages(session, self._caseless_manager_notices(person, now))
         await self.refresh_flags()
         log.warning("contact_opted_out", person_id=person_id, case_id=latest.id if latest else None)
-        if latest is None and self.outbox is not None:
-            # No case to hang the notice on: text the managers directly (best effort, logged).
-            for manager in self.roster.everyone_on_call("manager", None, now):
-                text = sms_line(
-                    "contact_flagged",
-                    None,
-                    lang=language_of(manager.languages),
-                    holder=person.name,
-                    task=STOP_REASON,
-                )
-                try:
-                    await self.outbox.gateway.send_sms(manager.phone, text, None)
-                except SendFailed as exc:
-                    log.warning("manager_notice_failed", person_id=manager.id, error=exc.reason)
         if self.outbox is not None:
             self.outbox.kick()
+
+    def _caseless_manager_notices(self, person: PersonConfig, now: datetime) -> list[dict[str, Any]]:
+        rows = []
+        for manager in self.roster.everyone_on_call("manager", None, now):
+            channel = self.roster.channel_for(manager, "sms")
+            if channel is None or manager.id == person.id:
+                continue
+            lang = language_of(manager.languages)
+            text = sms_line("contact_flagged", None, lang=lang, holder=person.name, task=STOP_REASON)
+            rows.append(notice_row(None, manager.id, text, now, channel))
+        return rows
 
     @staticmethod
     def _page_row(case_id: str, person_id: str, channel: str, failed: Page, now: datetime) -> dict[str, Any]:

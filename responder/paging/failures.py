@@ -17,24 +17,25 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
+from responder.domain import PageState
 from responder.metrics import PAGE_FAILURES
 from responder.store.models import Page
-from responder.store.queries import INSERT_EVENT, event_row, rowcount
+from responder.store.queries import INSERT_EVENT, event_row, moved, rowcount
 
-FAILED, CANCELLED = "failed", "cancelled"
+FAILED, CANCELLED = PageState.FAILED.value, PageState.CANCELLED.value
 Stage = Literal["send", "delivery"]
 
 _MARK = (
     update(Page)
     .where(col(Page.id) == bindparam("page_id"), col(Page.outcome).is_(None))
-    .values(outcome=FAILED)
+    .values(outcome=FAILED, status=moved(PageState.FAILED))
 )
 
 
 async def mark_failed(
     conn: AsyncConnection,
     page_id: str,
-    case_id: str,
+    case_id: str | None,
     channel: str,
     stage: Stage,
     actor: str,
@@ -45,6 +46,8 @@ async def mark_failed(
     if rowcount(await conn.execute(_MARK, {"page_id": page_id})) != 1:
         return False
     PAGE_FAILURES.labels(channel, stage).inc()
+    if case_id is None:
+        return True  # a notice about no case: failed, with no timeline to say so on
     await conn.execute(
         INSERT_EVENT, [event_row(case_id, "page_failed", actor, now, {"page": page_id, **detail})]
     )

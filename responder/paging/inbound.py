@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import case as sql_case
 from sqlmodel import col
 
+from responder.domain import PageState
 from responder.paging.failures import mark_failed
-from responder.paging.status import FAILED, RANK, is_machine, moves_forward
+from responder.paging.status import FAILED, RANK, is_machine, moves_forward, state_of
 from responder.store.db import Database
 from responder.store.models import Case, Page
-from responder.store.queries import INSERT_EVENT, OPEN, event_row, rowcount
+from responder.store.queries import INSERT_EVENT, OPEN, event_row, moved, rowcount
 from responder.store.types import UTCDateTime
 
 
@@ -21,24 +23,41 @@ from responder.store.types import UTCDateTime
 class StatusNews:
     """The outcome of a status callback: should the escalation move on now?"""
 
-    case_id: str
+    case_id: str | None  # None for a notice about no case
     page_id: str
     failed: bool
     reason: str
     error_code: int | None = None
 
 
-# Built once: constructing the CASE over every status per callback cost more than running it.
-_CURRENT_RANK = sql_case(RANK, value=col(Page.status), else_=0)
-_PROGRESS = (
-    update(Page)
-    .where(col(Page.id) == bindparam("page_id"), bindparam("rank") > _CURRENT_RANK)
-    .values(status=bindparam("new_status"), updated_at=bindparam("now", type_=UTCDateTime()))
-    .returning(col(Page.case_id), col(Page.person_id), col(Page.channel))
-)
-_PROGRESS_IN_SEQUENCE = _PROGRESS.where(col(Page.last_sequence) < bindparam("sequence")).values(
-    last_sequence=bindparam("sequence")
-)
+# Built once per state it can bring (constructing the CASE over every status per callback cost more
+# than running it): Twilio's status moves forward only, our state only along domain.PAGE_MOVES.
+_CURRENT_RANK = sql_case(RANK, value=col(Page.twilio_status), else_=0)
+
+
+def _progress(to: PageState, in_sequence: bool) -> Any:
+    statement = (
+        update(Page)
+        .where(col(Page.id) == bindparam("page_id"), bindparam("rank") > _CURRENT_RANK)
+        .values(
+            twilio_status=bindparam("new_status"),
+            status=moved(to),
+            updated_at=bindparam("now", type_=UTCDateTime()),
+        )
+        .returning(col(Page.case_id), col(Page.person_id), col(Page.channel))
+    )
+    if in_sequence:
+        statement = statement.where(col(Page.last_sequence) < bindparam("sequence")).values(
+            last_sequence=bindparam("sequence")
+        )
+    return statement
+
+
+_PROGRESS = {
+    (to, in_sequence): _progress(to, in_sequence)
+    for to in (PageState.SENT, PageState.DELIVERED)
+    for in_sequence in (False, True)
+}
 
 
 async def record_status(
@@ -51,24 +70,24 @@ async def record_status(
     now: datetime,
 ) -> StatusNews | None:
     """Apply one Twilio status callback; repeated or out-of-order ones change nothing."""
-    if status in FAILED or answered_by or status not in RANK:
+    to = state_of(status)
+    if to is None or to is PageState.FAILED or answered_by:
         return await _record_news(db, page_id, status, error_code, answered_by, sequence, now)
-    return await _record_progress(db, page_id, status, sequence, now)
+    return await _record_progress(db, page_id, status, to, sequence, now)
 
 
 async def _record_progress(
-    db: Database, page_id: str, status: str, sequence: int | None, now: datetime
+    db: Database, page_id: str, status: str, to: PageState, sequence: int | None, now: datetime
 ) -> StatusNews | None:
     """The common case (sent, ringing, delivered...): one conditional UPDATE, the busiest write path."""
-    params = {"page_id": page_id, "rank": RANK[status], "new_status": status, "now": now}
-    statement = _PROGRESS if sequence is None else _PROGRESS_IN_SEQUENCE
+    params: dict[str, Any] = {"page_id": page_id, "rank": RANK[status], "new_status": status, "now": now}
     if sequence is not None:
         params["sequence"] = sequence
     async with db.engine.begin() as conn:
-        row = (await conn.execute(statement, params)).first()
+        row = (await conn.execute(_PROGRESS[to, sequence is not None], params)).first()
         if row is None:
             return None
-        if status in ("delivered", "in-progress"):
+        if status in ("delivered", "in-progress") and row.case_id is not None:
             kind = "page_delivered" if status == "delivered" else "call_answered"
             detail = {"page": page_id, "person": row.person_id, "channel": row.channel, "status": status}
             await conn.execute(INSERT_EVENT, [event_row(row.case_id, kind, "twilio", now, detail)])
@@ -89,7 +108,7 @@ async def _record_news(
         row = (
             await conn.execute(
                 select(
-                    col(Page.status),
+                    col(Page.twilio_status),
                     col(Page.last_sequence),
                     col(Page.answered_by),
                     col(Page.case_id),
@@ -105,15 +124,19 @@ async def _record_news(
         if row is None or (sequence is not None and sequence <= row.last_sequence):
             return None
         machine = is_machine(answered_by) and row.answered_by is None
-        forward = moves_forward(row.status, status)
+        forward = moves_forward(row.twilio_status, status)
         if not forward and not machine:
             return None
         code = int(error_code) if error_code and error_code.isdigit() else row.error_code
+        # A failure moves the state in mark_failed (once, with its outcome); progress moves it here.
+        to = state_of(status) if forward else None
+        progress = to is not None and to is not PageState.FAILED
         await conn.execute(
             update(Page)
             .where(col(Page.id) == page_id)
             .values(
-                status=status if forward else row.status,
+                twilio_status=status if forward else row.twilio_status,
+                status=moved(to) if to is not None and progress else col(Page.status),
                 updated_at=now,
                 error_code=code,
                 answered_by=answered_by or row.answered_by,
@@ -128,7 +151,7 @@ async def _record_news(
             failed = await mark_failed(
                 conn, page_id, row.case_id, row.channel, "delivery", "twilio", now, detail
             )
-        elif status in ("delivered", "in-progress"):
+        elif status in ("delivered", "in-progress") and row.case_id is not None:
             kind = "page_delivered" if status == "delivered" else "call_answered"
             await conn.execute(INSERT_EVENT, [event_row(row.case_id, kind, "twilio", now, detail)])
         return StatusNews(row.case_id, page_id, failed, detail.get("reason", status), code)

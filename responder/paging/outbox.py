@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, distinct, func, insert, or_, select, update
-from sqlalchemy import case as when
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from responder.clock import Clock
+from responder.domain import PageState
 from responder.logging import get_logger
 from responder.metrics import (
     PAGES_SENT,
@@ -45,6 +45,7 @@ from responder.store.queries import (
     add_event,
     event_row,
     insert_pages,
+    moved,
     new_id,
     notice_row,
     rowcount,
@@ -65,11 +66,11 @@ BACKOFF_BASE_S, BACKOFF_CAP_S = 0.5, 10.0
 OUTAGE_NOTICE_AFTER_S = 60.0
 # Recording a send's result is retried this many times (the database may be briefly away).
 RECORD_TRIES = 6
-# Statuses that mean Twilio has the page but has not yet reported it out of its hands.
+# Twilio's statuses that mean it has the page but has not yet reported it out of its hands.
 UNCONFIRMED = ("queued", "accepted", "sending", "initiated")
 RECONCILE_BATCH = 100
 
-# A status callback may beat the API's answer here and move the status on first: keep its status then.
+# A status callback may beat the API's answer here and move the page on first: keep what it said then.
 _MARK_SENT = (
     update(Page)
     .where(col(Page.id) == bindparam("page_id"))
@@ -77,17 +78,18 @@ _MARK_SENT = (
         twilio_sid=bindparam("sid"),
         sent_at=bindparam("now", type_=UTCDateTime()),
         updated_at=bindparam("now", type_=UTCDateTime()),
-        status=when((col(Page.status) == CLAIMED, bindparam("twilio_status")), else_=col(Page.status)),
+        status=moved(PageState.SENT),
+        twilio_status=func.coalesce(col(Page.twilio_status), bindparam("twilio_status")),
     )
 )
 
-FailureHook = Callable[[str, str, str, int | None], Awaitable[None]]
+FailureHook = Callable[[str | None, str, str, int | None], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Claimed:
     page_id: str
-    case_id: str
+    case_id: str | None  # None for a notice about no case
     person_id: str
     channel: str
     purpose: str
@@ -309,7 +311,8 @@ class Outbox:
                 await session.execute(
                     select(col(Page.id), col(Page.case_id), col(Page.channel), col(Page.twilio_sid))
                     .where(
-                        col(Page.status).in_(UNCONFIRMED),
+                        col(Page.status) == PageState.SENT,
+                        col(Page.twilio_status).in_(UNCONFIRMED),
                         col(Page.twilio_sid).is_not(None),
                         col(Page.updated_at) < quiet,
                     )
@@ -342,6 +345,8 @@ class Outbox:
     async def _tell_outage(self, claimed: Claimed, since: datetime, now: datetime) -> None:
         """The managers learn of an outage by what works again: an SMS on the case that got through."""
         lasted = f"{round((now - since).total_seconds())}s"
+        if claimed.case_id is None:
+            return  # a notice about no case: the next send on a case tells them
         async with self.db.transaction() as session:
             case = await session.get(Case, claimed.case_id)
             if case is None:
@@ -369,7 +374,7 @@ class Outbox:
             rows = (
                 await session.execute(
                     select(Page, Case)
-                    .join(Case, col(Page.case_id) == col(Case.id))
+                    .outerjoin(Case, col(Page.case_id) == col(Case.id))
                     .where(col(Page.status) == PENDING, col(Page.not_before) <= now)
                     .where(or_(col(Page.purpose) == "notice", col(Case.status) == OPEN))
                     .order_by(col(Case.priority), col(Page.created_at))
@@ -377,21 +382,31 @@ class Outbox:
                     .with_for_update(skip_locked=True, of=Page)
                 )
             ).all()
+            # A notice about no case (a shift's hand-off) is sent as it is: the flood limit counts it,
+            # but there is no case to name in a combined SMS.
+            caseless = [self._claim_row(page, None, now) for page, case in rows if case is None]
+            on_cases = [(page, case) for page, case in rows if case is not None]
             if not self.flood.on:
-                return [self._claim_row(page, case, now) for page, case in rows]
-            by_id = {page.id: (page, case) for page, case in rows}
-            due = [Outgoing(p.id, p.person_id, p.channel, p.purpose) for p, _ in rows]
+                return caseless + [self._claim_row(page, case, now) for page, case in on_cases]
+            by_id = {page.id: (page, case) for page, case in on_cases}
+            due = [Outgoing(p.id, p.person_id, p.channel, p.purpose) for p, _ in on_cases]
             usage = await _phone_usage(session, {p.person_id for p in due}, now, self.flood)
             plan = plan_sends(due, usage, self.flood, now)
             await self._hold(session, plan, by_id, now)
-            return [self._claim_combined(by_id, lead, plan.carried.get(lead, []), now) for lead in plan.send]
+            return caseless + [
+                self._claim_combined(by_id, lead, plan.carried.get(lead, []), now) for lead in plan.send
+            ]
 
-    def _claim_row(self, page: Page, case: Case, now: datetime, carried_by: str | None = None) -> Claimed:
+    def _claim_row(
+        self, page: Page, case: Case | None, now: datetime, carried_by: str | None = None
+    ) -> Claimed:
         page.status, page.claimed_at, page.updated_at, page.carried_by = CLAIMED, now, now, carried_by
         page.claimed_by = self.owner
         page.attempts += 1
-        page.body = page.body or self._render(page, case, now)
-        return Claimed(page.id, case.id, page.person_id, page.channel, page.purpose, page.body, page.attempts)
+        page.body = page.body or (self._render(page, case, now) if case is not None else "")
+        return Claimed(
+            page.id, page.case_id, page.person_id, page.channel, page.purpose, page.body, page.attempts
+        )
 
     def _claim_combined(
         self, by_id: dict[str, tuple[Page, Case]], lead: str, carried: list[str], now: datetime
@@ -518,7 +533,8 @@ class Outbox:
                 for claimed in (lead, *lead.riders):
                     if isinstance(result, Sent):
                         PAGES_SENT.labels(claimed.channel, claimed.purpose).inc()
-                        events.append(await _mark_sent(conn, claimed, result, now))
+                        if (event := await _mark_sent(conn, claimed, result, now)) is not None:
+                            events.append(event)
                         log.info(
                             "page_sent",
                             case_id=claimed.case_id,
@@ -536,11 +552,15 @@ class Outbox:
         return given_up
 
 
-async def _mark_sent(conn: AsyncConnection, claimed: Claimed, sent: Sent, now: datetime) -> dict[str, Any]:
-    # A status callback may have beaten us here and already moved the status on: keep it.
+async def _mark_sent(
+    conn: AsyncConnection, claimed: Claimed, sent: Sent, now: datetime
+) -> dict[str, Any] | None:
+    """Twilio took it: the page is sent (unless a callback moved it on already); its timeline event."""
     await conn.execute(
         _MARK_SENT, {"page_id": claimed.page_id, "sid": sent.sid, "now": now, "twilio_status": sent.status}
     )
+    if claimed.case_id is None:
+        return None
     kind = "notice_sent" if claimed.purpose == "notice" else "page_sent"
     detail = {"page": claimed.page_id, "person": claimed.person_id, "channel": claimed.channel}
     return event_row(claimed.case_id, kind, "system", now, detail)
@@ -561,7 +581,8 @@ async def _mark_failed(
         update(Page)
         .where(col(Page.id) == claimed.page_id, col(Page.status) == CLAIMED)
         .values(
-            status=PENDING if retry else "failed",
+            # Not retried: mark_failed moves it to failed below (once, with its outcome).
+            status=PENDING if retry else col(Page.status),
             claimed_by=None,
             updated_at=now,
             error_code=exc.code,
@@ -593,6 +614,8 @@ async def _mark_failed(
         )
         return FAILED_FOR_GOOD
     retry_at = now + timedelta(seconds=delay_s)
+    if claimed.case_id is None:
+        return retry_at
     detail = {"page": claimed.page_id, **detail, "retry_at": retry_at.isoformat()}
     await conn.execute(INSERT_EVENT, [event_row(claimed.case_id, "page_retry", "system", now, detail)])
     return retry_at

@@ -137,14 +137,18 @@ class Page(SQLModel, table=True):
     )
 
     id: str = Field(primary_key=True, max_length=32)
-    case_id: str = Field(foreign_key="case.id", index=True, max_length=36)
+    # None for a notice about no case (a shift's hand-off SMS, a STOP from someone never paged).
+    case_id: str | None = Field(default=None, foreign_key="case.id", index=True, max_length=36)
     person_id: str = Field(foreign_key="person.id", max_length=64)
     channel: str = Field(max_length=8)  # sms, voice
     purpose: str = Field(max_length=16)  # page, notice
     step: int | None = None
     tier: str | None = Field(default=None, max_length=64)
     body: str = Field(default="", max_length=1600)
+    # Ours: a domain.PageState, moved only along domain.PAGE_MOVES.
     status: str = Field(max_length=16)
+    # Twilio's own word for it, raw (queued, ringing, no-answer...); it only ever moves forward.
+    twilio_status: str | None = Field(default=None, max_length=32)
     twilio_sid: str | None = Field(default=None, index=True, max_length=64)
     error_code: int | None = None
     error_message: str | None = Field(default=None, max_length=400)

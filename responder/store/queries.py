@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import case as sql_case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from responder.domain import ACKNOWLEDGED, CLAIMED, OPEN, PENDING, RESOLVED
+from responder.domain import ACKNOWLEDGED, CLAIMED, OPEN, PENDING, RESOLVED, PageState, moves_into
 from responder.store.models import Case, CaseEvent, Page
 
 __all__ = ["ACKNOWLEDGED", "CLAIMED", "OPEN", "PENDING", "RESOLVED"]  # and the queries below
@@ -51,10 +52,10 @@ def event_row(
 
 
 def notice_row(
-    case_id: str, person_id: str, body: str, now: datetime, channel: str = "sms"
+    case_id: str | None, person_id: str, body: str, now: datetime, channel: str = "sms"
 ) -> dict[str, Any]:
     """A notice (no step: it is news, not part of the chain) ready for insert_pages(); a voice notice
-    reads `body` aloud."""
+    reads `body` aloud. `case_id` None: a notice about no case (a shift's hand-off, say)."""
     return {
         "id": new_id(),
         "case_id": case_id,
@@ -92,6 +93,13 @@ async def insert_pages(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
 _PAGE_DEFAULTS = {"tier": None, "step": None, "body": "", "twilio_sid": None}
 
 
+def moved(to: PageState) -> ColumnElement[str]:
+    """A page's state after an UPDATE that moves it to `to`: there when domain.PAGE_MOVES allows the
+    move from where it is, else where it was (SET status = this, in one statement, no read first)."""
+    sources = [state.value for state in moves_into(to)]
+    return sql_case((col(Page.status).in_(sources), to.value), else_=col(Page.status))
+
+
 def _complete(row: dict[str, Any]) -> dict[str, Any]:
     """Every row of one executemany must name the same columns."""
     return {**_PAGE_DEFAULTS, **row}
@@ -111,3 +119,17 @@ async def due_times(session: AsyncSession) -> tuple[datetime | None, datetime | 
         )
     ).one()
     return row[0], row[1], row[2]
+
+
+async def cancel_pending_pages(session: AsyncSession, case_id: str, why: str, now: datetime) -> None:
+    """The case's pages not yet sent will not be: cancelled (an outcome, not a failure)."""
+    await session.execute(
+        update(Page)
+        .where(col(Page.case_id) == case_id, col(Page.purpose) == "page", col(Page.status) == PENDING)
+        .values(
+            status=moved(PageState.CANCELLED),
+            outcome=PageState.CANCELLED.value,
+            updated_at=now,
+            error_message=why,
+        )
+    )
