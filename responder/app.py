@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 from aiohttp import web
@@ -20,15 +20,17 @@ from responder.api.keys import (
     COMMANDS,
     DB,
     ENGINE,
+    ICAL_SECRET,
     INTAKE,
     LINKS,
+    PLAYBOOKS,
     ROSTER,
     SETTINGS,
     TWILIO_CHECKER,
     VERIFIER,
 )
 from responder.api.middleware import errors_middleware
-from responder.api.schedules import ICAL_SECRET, refresh_overrides
+from responder.api.schedules import refresh_overrides
 from responder.clock import Clock, SystemClock
 from responder.engine.commands import CaseCommands
 from responder.engine.plan import compile_plan
@@ -55,7 +57,6 @@ from responder.web import headers as web_headers
 from responder.web import views as web_pages
 
 log = get_logger(__name__)
-PLAYBOOKS = web.AppKey("playbooks", Sequence[Playbook])
 
 
 def check_playbooks(roster: Roster, playbooks: list[Playbook]) -> list[str]:

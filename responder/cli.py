@@ -9,10 +9,11 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from responder.domain import ROSTER_ROLES
 from responder.errors import ConfigError
 from responder.logging import configure_logging
 from responder.secret_checks import insecure_public_url
-from responder.settings import ROLES, Settings
+from responder.settings import Settings
 
 
 def _days(value: str) -> float:
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     oncall = sub.add_parser("oncall", help="who is on call, gaps in the schedules, calendar feeds")
     oncall_sub = oncall.add_subparsers(dest="oncall_command", required=True)
     who = oncall_sub.add_parser("who", help="who, in order, for a role in a region at a time")
-    who.add_argument("--role", required=True, choices=ROLES)
+    who.add_argument("--role", required=True, choices=ROSTER_ROLES)
     who.add_argument("--region", default=None, help="ISO 3166-2 code such as FR-75 (default: *)")
     who.add_argument(
         "--at", action="append", default=None, help="ISO 8601 time with a zone (default: now); repeatable"

@@ -18,12 +18,11 @@ import phonenumbers
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from responder.domain import ROSTER_ROLES, Role
+from responder.domain import Role
 from responder.errors import ConfigError
 from responder.secret_checks import short_secret, weak_webhook_secret
 from responder.yamlfile import PathKey, load_yaml, validate_doc
 
-ROLES = ROSTER_ROLES  # the roles a roster person is on call as (responder.domain)
 DEFAULT_REGION = "*"
 _REGION = re.compile(r"^(\*|[A-Z]{2}(-[A-Z0-9]{1,3})?)$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")

@@ -216,6 +216,23 @@ async def test_roles_decide_the_pages(service: Service) -> None:
             await person.close()
 
 
+async def test_each_role_lands_on_its_home_page(service: Service) -> None:
+    # An auditor lands on the dashboard's figures, which link to the audit log.
+    for username, home in (
+        ("ana", "/cases"),
+        ("maya", "/dashboard"),
+        ("audrey", "/dashboard"),
+        ("root", "/admin/users"),
+    ):
+        person = Browser(service.url)
+        try:
+            await person.login(username)
+            async with person.http.get(f"{service.url}/", allow_redirects=False) as answer:
+                assert (answer.status, answer.headers["Location"]) == (303, home), username
+        finally:
+            await person.close()
+
+
 async def test_an_admin_creates_a_user_who_can_then_log_in(service: Service, browser: Browser) -> None:
     await browser.login("root")
     _, page = await browser.get("/admin/users")

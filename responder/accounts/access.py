@@ -14,10 +14,9 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from responder.accounts.service import Principal
-from responder.domain import LEADS, PAGED_ROLES, RESOLVED
+from responder.domain import AUDITOR, LEADS, OPEN, PAGED_ROLES, RESOLVED
 from responder.store.models import Case
 
-__all__ = ["LEADS", "PAGED_ROLES", "CaseAccess", "View", "case_access", "work_refusal"]
 OLD_CASE = "This case was resolved a while ago: its details open only with a reason."
 
 
@@ -49,7 +48,7 @@ def case_access(
     resolved = case.status == RESOLVED
     old = resolved and case.resolved_at is not None and now >= case.resolved_at + holder_window
     on_call = principal.has(*PAGED_ROLES)
-    paged, unclaimed = paged and on_call, case.status == "open" and case.accepted_by is None
+    paged, unclaimed = paged and on_call, case.status == OPEN and case.accepted_by is None
     if principal.has(*LEADS):
         return CaseAccess(
             View.FULL,
@@ -63,7 +62,7 @@ def case_access(
         return CaseAccess(View.FULL, work=True)
     if holder:
         return CaseAccess(View.STUB, why="Resolved long enough ago that its details are closed to you.")
-    if principal.has("auditor") and resolved:
+    if principal.has(AUDITOR) and resolved:
         return CaseAccess(View.FULL, reason_required=old, why=OLD_CASE if old else "")
     if paged and unclaimed:
         return CaseAccess(View.FULL, answer=True)

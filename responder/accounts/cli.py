@@ -16,15 +16,16 @@ from typing import Any
 
 from responder.accounts import lifecycle, tokens
 from responder.accounts.audit import audit
-from responder.accounts.service import ROLES, create_user, role_problems
+from responder.accounts.service import create_user, role_problems
 from responder.clock import utcnow
+from responder.domain import ACCOUNT_ROLES
 from responder.errors import ConfigError, ResponderError
 from responder.settings import Settings
 from responder.store.db import Database
 from responder.store.models import User
 
 ACTOR = "cli"
-_ROLE_HELP = f"repeatable: {', '.join(ROLES)}"
+_ROLE_HELP = f"repeatable: {', '.join(ACCOUNT_ROLES)}"
 
 
 def add_parsers(sub: Any) -> None:
@@ -52,7 +53,7 @@ def add_parsers(sub: Any) -> None:
     api = sub.add_parser("tokens", help="API tokens").add_subparsers(dest="tokens_command", required=True)
     create = api.add_parser("create", help="create a token (printed once; stored hashed)")
     create.add_argument("name")
-    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--role", required=True, choices=ACCOUNT_ROLES)
     create.add_argument("--user", default=None, help="the user it acts for: revoked when they are disabled")
     api.add_parser("list", help="name, role, user, created, last used; never the token").add_argument(
         "--json", action="store_true", help="machine-readable output"

@@ -23,11 +23,11 @@ from responder.accounts.passwords import (
 )
 from responder.accounts.service import role_problems
 from responder.accounts.tokens import revoke_tokens_of
+from responder.domain import ADMIN
 from responder.errors import Conflict, NotFound, ValidationFailed
 from responder.store.db import Database
 from responder.store.models import User, WebSession
 
-ADMIN = "admin"
 LAST_ADMIN = "the last active admin: make another admin first, so that someone can still manage accounts"
 
 

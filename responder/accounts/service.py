@@ -17,17 +17,12 @@ from responder.accounts.passwords import (
     token_hash,
     verify_password_off_loop,
 )
-from responder.domain import ACCOUNT_ROLES
+from responder.domain import ACCOUNT_ROLES, PAGED_ROLES
 from responder.errors import Conflict, ValidationFailed
 from responder.store.db import Database
 from responder.store.models import User, WebSession
 from responder.store.queries import new_id
 
-ROLES = ACCOUNT_ROLES  # responder.domain
-# Who sees every case (everyone else sees the cases paged to them).
-SEES_ALL_CASES = frozenset({"team_lead", "manager"})
-# Who must be a roster person: the cases paged to them are found by their person id.
-PERSON_ROLES = frozenset({"negotiator", "investigator"})
 PERSON_REQUIRED = (
     "a negotiator or investigator must be linked to a roster person (--person),"
     " which is how the cases paged to them are known"
@@ -53,11 +48,11 @@ class Principal:
 
 def role_problems(roles: list[str], person_id: str | None) -> list[dict[str, str]]:
     """What is wrong with giving an account these roles and this roster person."""
-    unknown = [r for r in roles if r not in ROLES]
+    unknown = [r for r in roles if r not in ACCOUNT_ROLES]
     if not roles or unknown:
         named = f"unknown {', '.join(repr(r) for r in unknown)}: " if unknown else ""
-        return [{"field": "roles", "message": f"{named}one or more of {', '.join(ROLES)}"}]
-    if PERSON_ROLES & set(roles) and person_id is None:
+        return [{"field": "roles", "message": f"{named}one or more of {', '.join(ACCOUNT_ROLES)}"}]
+    if set(PAGED_ROLES) & set(roles) and person_id is None:
         return [{"field": "person", "message": PERSON_REQUIRED}]
     return []
 

@@ -18,7 +18,8 @@ from sqlmodel import col
 
 from responder.accounts.audit import audit_in
 from responder.accounts.passwords import token_hash
-from responder.accounts.service import ROLES, Principal
+from responder.accounts.service import Principal
+from responder.domain import ACCOUNT_ROLES
 from responder.errors import Conflict, NotFound, ValidationFailed
 from responder.store.db import Database
 from responder.store.models import ApiToken, User
@@ -48,8 +49,8 @@ async def create_token(
     problems = []
     if not _NAME.fullmatch(name):
         problems.append({"field": "name", "message": "1 to 64 letters, digits, '.', '-' or '_'"})
-    if role not in ROLES:
-        problems.append({"field": "role", "message": f"one of {', '.join(ROLES)}"})
+    if role not in ACCOUNT_ROLES:
+        problems.append({"field": "role", "message": f"one of {', '.join(ACCOUNT_ROLES)}"})
     if problems:
         raise ValidationFailed(problems)
     token = PREFIX + secrets.token_urlsafe(32)

@@ -6,17 +6,14 @@ import hmac
 
 from aiohttp import web
 
-from responder.accounts.service import ROLES, Principal
+from responder.accounts.service import Principal
 from responder.accounts.tokens import PREFIX, token_principal
 from responder.api.keys import CLOCK, DB, SETTINGS
+from responder.domain import ACCOUNT_ROLES
 from responder.errors import Forbidden, Unauthorized
 
 # RESPONDER_API_TOKEN: for set-up and automation that must do everything (create the first users).
-BOOTSTRAP = Principal("setup-token", frozenset(ROLES))
-CASE_ROLES = ("team_lead", "manager")
-REVIEW_ROLES = ("manager", "auditor")
-SCHEDULE_READERS = ("admin", "manager", "team_lead")
-ADMIN = ("admin",)
+BOOTSTRAP = Principal("setup-token", frozenset(ACCOUNT_ROLES))
 
 
 async def require_api(request: web.Request, *roles: str) -> Principal:

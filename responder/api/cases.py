@@ -11,9 +11,9 @@ from aiohttp import web
 from responder.accounts.access import case_access
 from responder.accounts.audit import audit
 from responder.accounts.service import Principal
-from responder.api.auth import CASE_ROLES, require_api
+from responder.api.auth import require_api
 from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS
-from responder.domain import CASE_STATUSES
+from responder.domain import CASE_STATUSES, LEADS
 from responder.errors import Forbidden, InvalidJSON, ValidationFailed
 from responder.store import cases as case_store
 from responder.store.models import Case, CaseEvent, CaseTask, Page
@@ -110,7 +110,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
 
 @routes.post("/v1/cases/{case_id}/tasks/{task}/done")
 async def task_done(request: web.Request) -> web.Response:
-    caller = await require_api(request, *CASE_ROLES)
+    caller = await require_api(request, *LEADS)
     reason = await _reason(request, caller, request.match_info["case_id"])
     await request.app[COMMANDS].task_done(
         request.match_info["case_id"], request.match_info["task"], caller.name
@@ -120,7 +120,7 @@ async def task_done(request: web.Request) -> web.Response:
 
 @routes.post("/v1/cases/{case_id}/notes")
 async def post_note(request: web.Request) -> web.Response:
-    caller = await require_api(request, *CASE_ROLES)
+    caller = await require_api(request, *LEADS)
     text = (await _json_body(request)).get("text")
     if not isinstance(text, str) or not text.strip() or len(text) > 4000:
         raise ValidationFailed([{"field": "text", "message": "required: 1 to 4000 characters"}])
@@ -131,7 +131,7 @@ async def post_note(request: web.Request) -> web.Response:
 
 @routes.get("/v1/cases")
 async def list_cases(request: web.Request) -> web.Response:
-    await require_api(request, *CASE_ROLES)
+    await require_api(request, *LEADS)
     status = request.query.get("status")
     if status is not None and status not in CASE_STATUSES:
         raise ValidationFailed([{"field": "status", "message": f"must be one of {', '.join(CASE_STATUSES)}"}])
@@ -156,14 +156,14 @@ async def list_cases(request: web.Request) -> web.Response:
 
 @routes.get("/v1/cases/{case_id}")
 async def get_case(request: web.Request) -> web.Response:
-    caller = await require_api(request, *CASE_ROLES)
+    caller = await require_api(request, *LEADS)
     reason = await _reason(request, caller, request.match_info["case_id"])
     return await _answer(request, caller, request.match_info["case_id"], reason)
 
 
 @routes.post("/v1/cases/{case_id}/resolve")
 async def resolve_case(request: web.Request) -> web.Response:
-    caller = await require_api(request, *CASE_ROLES)
+    caller = await require_api(request, *LEADS)
     try:
         body = json.loads(await request.read())
     except ValueError as exc:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import web
-from sqlalchemy import func, select, text
-from sqlmodel import col
 
 from responder.api.keys import DB
 from responder.api.openapi import openapi_document
 from responder.errors import NotReady
 from responder.metrics import OPEN_CASES, exposition
-from responder.store.models import Case
+from responder.store.cases import count_open
 
 routes = web.RouteTableDef()
 
@@ -31,8 +29,8 @@ async def readyz(request: web.Request) -> web.Response:
     db = request.app[DB]
     try:
         # A frozen database answers nothing at all: unready within a bound, not after it thaws.
-        async with asyncio.timeout(min(db.deadline_s, READY_DEADLINE_S)), db.sessions() as session:
-            await session.execute(text("SELECT 1"))
+        async with asyncio.timeout(min(db.deadline_s, READY_DEADLINE_S)):
+            await db.ping()
     except Exception as exc:
         raise NotReady(f"database: {type(exc).__name__}") from exc
     return web.json_response({"status": "ready"})
@@ -41,11 +39,7 @@ async def readyz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; the open-case gauge is read from the database at each scrape."""
-    async with request.app[DB].sessions() as session:
-        count = (
-            await session.execute(select(func.count()).select_from(Case).where(col(Case.status) == "open"))
-        ).scalar()
-    OPEN_CASES.set(count or 0)
+    OPEN_CASES.set(await count_open(request.app[DB]))
     return web.Response(body=exposition(), content_type="text/plain", charset="utf-8")
 
 

@@ -7,8 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from responder.accounts.audit import audit
-from responder.api.auth import REVIEW_ROLES, require_api
+from responder.api.auth import require_api
 from responder.api.keys import CLOCK, DB
+from responder.domain import REVIEWERS
 from responder.errors import ValidationFailed
 from responder.review.metrics import LIVES_SAVED, parse_filters, review
 from responder.store.review import Filters, page_of_cases
@@ -27,7 +28,7 @@ def filters_of(query: Any) -> Filters:
 @routes.get("/v1/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Response times (median, p90), outcomes, lives saved, false positives, page failures, breaches."""
-    await require_api(request, *REVIEW_ROLES)
+    await require_api(request, *REVIEWERS)
     result = await review(request.app[DB], filters_of(request.query))
     return web.json_response({**result.as_json(), "lives_saved_outcomes": list(LIVES_SAVED)})
 

@@ -10,18 +10,17 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from responder.api.auth import ADMIN, SCHEDULE_READERS, require_api
-from responder.api.keys import CLOCK, DB, ROSTER, SETTINGS
+from responder.api.auth import require_api
+from responder.api.keys import CLOCK, DB, ICAL_SECRET, ROSTER, SETTINGS
+from responder.domain import ADMIN, ROSTER_ROLES, SCHEDULE_READERS
 from responder.errors import InvalidJSON, NotFound, ValidationFailed
 from responder.oncall import feeds, store
 from responder.oncall.ical import KINDS, calendar, feed_path, key_matches, schedule_spans
 from responder.oncall.schedule import Override, Schedule, Span
-from responder.settings import ROLES
 
 routes = web.RouteTableDef()
 UPCOMING = timedelta(days=7)
 FEED_PAST, FEED_AHEAD = timedelta(days=7), timedelta(days=60)
-ICAL_SECRET = web.AppKey("ical_secret", str)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -48,8 +47,8 @@ async def who(request: web.Request) -> web.Response:
     """Who, in order, for ?role= in ?region= at ?at= (default now), preferring ?language=."""
     await require_api(request, *SCHEDULE_READERS)
     role = request.query.get("role", "")
-    if role not in ROLES:
-        raise ValidationFailed([{"field": "role", "message": f"one of {', '.join(ROLES)}"}])
+    if role not in ROSTER_ROLES:
+        raise ValidationFailed([{"field": "role", "message": f"one of {', '.join(ROSTER_ROLES)}"}])
     region = request.query.get("region") or None
     at = _at(request)
     roster = request.app[ROSTER]
@@ -150,7 +149,7 @@ async def get_schedule(request: web.Request) -> web.Response:
 @routes.post("/v1/schedules/{schedule_id}/overrides")
 async def add_override(request: web.Request) -> web.Response:
     """Put a person in a layer for a window: {person, start, end, layer?, replaces?, reason?, by?}."""
-    actor = (await require_api(request, *ADMIN)).name
+    actor = (await require_api(request, ADMIN)).name
     schedule = _schedule(request)
     try:
         body = json.loads(await request.read())
@@ -208,7 +207,7 @@ def override_problems(request: web.Request, schedule: Schedule, override: Overri
 
 @routes.delete("/v1/schedules/{schedule_id}/overrides/{override_id}")
 async def cancel_override(request: web.Request) -> web.Response:
-    actor = (await require_api(request, *ADMIN)).name
+    actor = (await require_api(request, ADMIN)).name
     schedule = _schedule(request)
     await store.cancel_override(
         request.app[DB], schedule.id, request.match_info["override_id"], actor, request.app[CLOCK].now()

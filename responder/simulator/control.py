@@ -10,11 +10,9 @@ from aiohttp import web
 
 from responder.simulator.behaviour import BehaviourError
 from responder.simulator.carrier import WebhookError
+from responder.simulator.keys import PAGE, SWITCHBOARD
 from responder.simulator.rest import E164
 from responder.simulator.state import Phone, SimCall, SimMessage
-from responder.simulator.switchboard import SWITCHBOARD
-
-PAGE = web.AppKey("page", str)
 
 
 class ControlError(Exception):

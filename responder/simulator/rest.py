@@ -12,9 +12,10 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import MultiDict
 
+from responder.simulator.keys import SWITCHBOARD
 from responder.simulator.resources import API_VERSION, TwilioApiError, call_json, message_json
 from responder.simulator.state import CallSetup
-from responder.simulator.switchboard import SWITCHBOARD, ApiRequest, Switchboard
+from responder.simulator.switchboard import ApiRequest, Switchboard
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 PREFIX = f"/{API_VERSION}/"

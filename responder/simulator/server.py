@@ -10,9 +10,10 @@ from aiohttp.typedefs import Handler
 
 from responder.simulator.carrier import Carrier, WebhookClient
 from responder.simulator.control import ControlError, add_control_routes
+from responder.simulator.keys import SWITCHBOARD
 from responder.simulator.resources import TwilioApiError
 from responder.simulator.rest import add_rest_routes, authenticate
-from responder.simulator.switchboard import SWITCHBOARD, Switchboard
+from responder.simulator.switchboard import Switchboard
 
 # How long stop() lets in-flight requests (a press() waiting for the next prompt...) finish.
 SHUTDOWN_TIMEOUT_S = 2.0

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiohttp import web
 from multidict import MultiDict
 
 from responder.simulator.calling import CallRun
@@ -128,6 +127,3 @@ class Switchboard:
         self._tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("sim_flow_crashed", exc_info=error)
-
-
-SWITCHBOARD = web.AppKey("switchboard", Switchboard)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import false, select
+from sqlalchemy import false, func, select
 from sqlmodel import col
 
+from responder.domain import OPEN
 from responder.errors import NotFound
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, CaseTask, Page
@@ -125,3 +126,12 @@ async def events_after(db: Database, case_id: str, after: int) -> list[tuple[Cas
             .order_by(col(CaseEvent.id))
         )
         return [(event, status) for event, status in rows.all()]
+
+
+async def count_open(db: Database) -> int:
+    """How many cases are open (paging, nobody has them yet): the /metrics gauge."""
+    async with db.sessions() as session:
+        count = (
+            await session.execute(select(func.count()).select_from(Case).where(col(Case.status) == OPEN))
+        ).scalar()
+    return count or 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
@@ -99,6 +99,11 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    async def ping(self) -> None:
+        """One round trip to the database (readiness); raises what the driver raises."""
+        async with self.sessions() as session:
+            await session.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -11,13 +11,13 @@ from multidict import MultiDictProxy
 
 from responder.accounts import lifecycle, tokens
 from responder.accounts.audit import audit
-from responder.accounts.service import ROLES, Principal, create_user
+from responder.accounts.service import Principal, create_user
 from responder.api.keys import CLOCK, DB, ROSTER
+from responder.domain import ACCOUNT_ROLES, ADMIN
 from responder.errors import Conflict, ValidationFailed
 from responder.web.views import checked_form, field_errors, login_required, render, sentence
 
 routes = web.RouteTableDef()
-ADMIN = "admin"
 # What an action on one row does, given the form: the message shown once it is done.
 Action = Callable[[web.Request, Principal, str, MultiDictProxy[str]], Awaitable[str]]
 
@@ -43,7 +43,7 @@ async def _render_users(
         principal=principal,
         users=await lifecycle.list_users(request.app[DB]),
         tokens=await tokens.list_tokens(request.app[DB]),
-        roles=ROLES,
+        roles=ACCOUNT_ROLES,
         people=list(request.app[ROSTER].people.values()),
         errors=errors or {},
         form=form or {},

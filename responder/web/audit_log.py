@@ -12,6 +12,7 @@ from aiohttp import web
 
 from responder.accounts.audit import AuditQuery, audit_trail
 from responder.api.keys import DB
+from responder.domain import ADMIN, AUDITOR
 from responder.web.views import field_errors, login_required, render
 
 routes = web.RouteTableDef()
@@ -78,7 +79,7 @@ def _whole(raw: str | None, low: int, high: int) -> int | None:
 
 @routes.get("/audit")
 async def audit_page(request: web.Request) -> web.Response:
-    principal = await login_required(request, "auditor", "admin")
+    principal = await login_required(request, AUDITOR, ADMIN)
     query, problems = parse_audit_query(request.query)
     # A bad filter shows the form with the message next to the field, and no entries (422).
     events, more = ([], False) if problems else await audit_trail(request.app[DB], query)

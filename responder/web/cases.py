@@ -14,11 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-from responder.accounts.access import LEADS, PAGED_ROLES, CaseAccess, View, case_access, work_refusal
+from responder.accounts.access import CaseAccess, View, case_access, work_refusal
 from responder.accounts.audit import audit
 from responder.accounts.service import Principal, session_principal
 from responder.api.cases import case_json
-from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS
+from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS, STREAMS_CLOSING
+from responder.domain import LEADS, PAGED_ROLES
 from responder.engine.acceptance import (
     OUTCOMES,
     REASON_REQUIRED,
@@ -29,7 +30,6 @@ from responder.store.models import Case, Page
 from responder.web.views import (
     COOKIE,
     STREAM_POLL_S,
-    STREAMS_CLOSING,
     TIMES,
     checked_form,
     current,

@@ -17,10 +17,10 @@ from responder.accounts.devices import COOKIE as DEVICE_COOKIE
 from responder.accounts.devices import DEVICE_TTL
 from responder.accounts.logins import LoginAttempt, log_in
 from responder.accounts.service import close_session, open_session
-from responder.api.keys import CLOCK, DB, SETTINGS
+from responder.api.keys import CLOCK, DB, LOGIN_GATE, SETTINGS
+from responder.domain import ADMIN, LEADS, PAGED_ROLES, REVIEWERS
 from responder.errors import Forbidden
-from responder.web.review import REVIEWERS
-from responder.web.views import COOKIE, LOGIN_GATE, checked_form, login_required, render
+from responder.web.views import COOKIE, checked_form, login_required, render
 
 routes = web.RouteTableDef()
 LOGIN_COOKIE = "responder_login"
@@ -122,10 +122,8 @@ async def logout(request: web.Request) -> web.Response:
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
     principal = await login_required(request)
-    if principal.has(*REVIEWERS):
+    if principal.has(*REVIEWERS):  # managers and auditors (an auditor's dashboard links to /audit)
         raise web.HTTPSeeOther("/dashboard")
-    if principal.has("auditor"):
-        raise web.HTTPSeeOther("/audit")
-    if principal.has("admin") and not principal.has("negotiator", "investigator", "team_lead"):
+    if principal.has(ADMIN) and not principal.has(*PAGED_ROLES, *LEADS):  # an admin who works no case
         raise web.HTTPSeeOther("/admin/users")
     raise web.HTTPSeeOther("/cases")

@@ -14,7 +14,7 @@ from markupsafe import escape
 
 from responder.accounts.audit import audit
 from responder.api.keys import CLOCK, DB, ROSTER
-from responder.domain import OPEN
+from responder.domain import LEADS, OPEN, REVIEWERS
 from responder.engine.acceptance import OUTCOMES
 from responder.errors import ValidationFailed
 from responder.review.metrics import LIVES_SAVED, Review, page_counts, parse_filters, review
@@ -22,7 +22,6 @@ from responder.store.review import Filters, cases_with_platform, latest_resolved
 from responder.web.views import field_errors, login_required, render
 
 routes = web.RouteTableDef()
-REVIEWERS = ("manager", "auditor")
 CSV_COLUMNS = (
     "ref",
     "status",
@@ -53,7 +52,7 @@ async def dashboard(request: web.Request) -> web.Response:
     result = await review(request.app[DB], filters)
     now = request.app[CLOCK].now()
     # Auditors see aggregates only: open cases name people (refs, regions) and are for those who act.
-    managing = principal.has("manager", "team_lead")
+    managing = principal.has(*LEADS)
     open_cases = await _open_cases(request) if managing else None
     closed_cases = await _closed_cases(request, filters) if managing else None
     return render(

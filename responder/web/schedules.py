@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from responder.accounts.service import Principal
 from responder.api.keys import CLOCK, DB, ROSTER
 from responder.api.schedules import override_problems, refresh_overrides
+from responder.domain import ADMIN
 from responder.oncall import store
 from responder.oncall.schedule import Override, spans
 from responder.web.views import checked_form, field_errors, login_required, render, sentence, utc_input
@@ -20,7 +21,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/admin/schedules")
 async def schedules_page(request: web.Request) -> web.Response:
-    principal = await login_required(request, "admin")
+    principal = await login_required(request, ADMIN)
     return _render_schedules(request, principal)
 
 
@@ -50,7 +51,7 @@ def _render_schedules(
 @routes.post("/admin/schedules/overrides")
 async def add_schedule_override(request: web.Request) -> web.Response:
     """The API's override, from a form: the same checks, the same audit on the schedule's timeline."""
-    principal = await login_required(request, "admin")
+    principal = await login_required(request, ADMIN)
     form = await checked_form(request, principal)
     values = {
         k: str(form.get(k, "")).strip() for k in ("schedule", "layer", "person", "start", "end", "reason")

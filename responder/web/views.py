@@ -23,7 +23,7 @@ from multidict import MultiDictProxy
 from responder.accounts.audit import audit
 from responder.accounts.logins import LOGINS_AT_ONCE
 from responder.accounts.service import Principal, session_principal
-from responder.api.keys import CLOCK, DB
+from responder.api.keys import CLOCK, DB, LOGIN_GATE, STREAMS_CLOSING
 from responder.errors import Forbidden
 
 COOKIE = "responder_session"
@@ -35,8 +35,6 @@ TIMES = (
     ("dispatched_at", "Dispatched"),
     ("contacted_at", "Contacted"),
 )
-STREAMS_CLOSING = web.AppKey("streams_closing", asyncio.Event)
-LOGIN_GATE = web.AppKey("login_gate", asyncio.Semaphore)
 # How often a live timeline looks for new events.
 STREAM_POLL_S = 0.5
 _TEMPLATES = jinja2.Environment(
