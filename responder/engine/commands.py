@@ -13,18 +13,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from responder.clock import Clock
 from responder.engine import acceptance
 from responder.engine.acceptance import AcceptResult
-from responder.engine.runner import Engine
+from responder.engine.runner import Engine, StepZero
 from responder.intake.schema import Alert
 from responder.intake.service import Intake, IntakeResult
 from responder.logging import get_logger
 from responder.oncall.roster import Roster
 from responder.paging import inbound
+from responder.paging.messages import PageFacts
+from responder.paging.outbox import Claimed
 from responder.store.db import Database
 from responder.store.models import Case, Page
-from responder.store.queries import ACKNOWLEDGED
+from responder.store.queries import ACKNOWLEDGED, insert_page_rows
 
 log = get_logger(__name__)
 # What a person's accept came to, for the answer on their channel.
@@ -42,12 +46,49 @@ class AcceptAnswer:
         return "taken" if self.result.status == ACKNOWLEDGED else "closed"
 
 
+class _FirstPages:
+    """Step 0 of a new case at intake: decided by the engine, its pages written in the intake's
+    transaction and claimed there for this process's outbox, sent once that commits."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.step: StepZero | None = None
+        self._claimed: list[Claimed] = []
+
+    def decide(self, case: Case, integration: str, now: datetime) -> list[dict[str, Any]]:
+        self.step = self._engine.step_zero(case, integration, now)
+        return self.step.events
+
+    async def write(self, conn: AsyncConnection, case: Case, now: datetime) -> None:
+        assert self.step is not None
+        outbox = self._engine.outbox
+        if outbox is None:
+            await insert_page_rows(conn, self.step.pages)
+            return
+        facts = PageFacts(case.ref, case.risk_level, case.region)
+        self._claimed = await outbox.take_new(conn, self.step.pages, facts, now)
+        if len(self._claimed) < len(self.step.pages):
+            self._claimed = []  # left pending (flood rule, no free slot): the drain sends them
+
+    def sent(self) -> None:
+        assert self.step is not None
+        outbox = self._engine.outbox
+        if outbox is not None:
+            if self._claimed:
+                outbox.start(self._claimed)
+            else:
+                outbox.kick()
+        if self.step.next_due_at is not None:
+            self._engine.wake_at(self.step.next_due_at)
+
+
 class CaseCommands:
     """Accept, pass, delivery reports, failures, opt-outs, resolve, tasks and notes."""
 
     def __init__(self, db: Database, roster: Roster, engine: Engine, intake: Intake, clock: Clock) -> None:
         self._db, self._roster, self._engine, self._clock = db, roster, engine, clock
         self._intake = intake
+        self._statuses = inbound.StatusRecorder(db)
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -69,8 +110,14 @@ class CaseCommands:
     ) -> IntakeResult:
         """An alert from a platform, stored within `deadline_s` (past it: Unavailable, nothing lost:
         the platform resends, and a repeat is recognised), then acted on."""
+        first = _FirstPages(self._engine)
         async with asyncio.timeout(deadline_s):
-            result = await self._intake.receive(integration, webhook_id, alert)
+            result = await self._intake.receive(integration, webhook_id, alert, first)
+        if first.step is not None and not result.duplicate:
+            # Step 0 was done in the intake's transaction: its pages go to Twilio now, and the engine
+            # wakes when the next step is due (it has nothing to do before).
+            first.sent()
+            return result
         if not result.duplicate:
             try:
                 await self.alert_stored(result.case_id, result.news)
@@ -100,9 +147,7 @@ class CaseCommands:
         chain on (the next channel, the next person)."""
         riders = await inbound.riders_of(self._db, page_id) if carries else []
         for each in (page_id, *riders):
-            news = await inbound.record_status(
-                self._db, each, status, error_code, answered_by, sequence, self.now()
-            )
+            news = await self._statuses.record(each, status, error_code, answered_by, sequence, self.now())
             if news is not None and news.failed:
                 await self._engine.page_failed(news.case_id, news.page_id, news.reason, news.error_code)
 

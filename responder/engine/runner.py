@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,7 @@ from responder.store.queries import (
     OPEN,
     add_event,
     due_times,
+    event_row,
     insert_pages,
     new_id,
     notice_row,
@@ -45,6 +47,16 @@ DUE_BATCH = 200
 WORKING = (OPEN, ACKNOWLEDGED)
 # On shutdown, how long a tick in progress (and the sends in flight) may take before being cancelled.
 STOP_GRACE_S = 15.0
+
+
+@dataclass(frozen=True)
+class StepZero:
+    """What step 0 of a new case brings: its timeline events and page rows, and when the engine next
+    has work on the case."""
+
+    events: list[dict[str, Any]]
+    pages: list[dict[str, Any]]
+    next_due_at: datetime | None
 
 
 def view_of(case: Case, integration: str = "", done: frozenset[str] = frozenset()) -> CaseView:
@@ -227,12 +239,25 @@ class Engine:
         """Record the decision on the case and its timeline; returns the page rows to insert."""
         for event in decision.events:
             add_event(session, case.id, event.type, "engine", now, event.detail)
+        log.info("steps_fired", case_id=case.id, pages=len(decision.pages), next_step=decision.next_step)
+        return self._decided(case, decision, now)
+
+    def step_zero(self, case: Case, integration: str, now: datetime) -> StepZero:
+        """Step 0 of a case not yet stored, decided at intake (it is known there: due at once). The
+        case's next step and due time are set on it; its events and page rows go in the intake's own
+        transaction, and the rows straight to the sender (the engine acts on the later steps)."""
+        decision = next_actions(view_of(case, integration), self.plans[case.playbook], self.roster, now)
+        STEP_LATENESS.observe(0.0)
+        events = [event_row(case.id, e.type, "engine", now, e.detail) for e in decision.events]
+        return StepZero(events, self._decided(case, decision, now), decision.next_due_at)
+
+    def _decided(self, case: Case, decision: Decision, now: datetime) -> list[dict[str, Any]]:
+        """Set the case's next step; the page rows of the decision."""
         case.next_step, case.next_due_at, case.skew_s = (
             decision.next_step,
             decision.next_due_at,
             decision.skew_s,
         )
-        log.info("steps_fired", case_id=case.id, pages=len(decision.pages), next_step=decision.next_step)
         facts = PageFacts(case.ref, case.risk_level, case.region)
         return [
             {

@@ -5,11 +5,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from responder.clock import Clock
@@ -27,6 +28,18 @@ REF_LENGTH = 5
 _INSERT_CASE = insert(Case)
 _INSERT_TASKS = insert(CaseTask)
 _RISK_PRIORITY = {"imminent": 0, "high": 2, "medium": 4, "low": 6}
+
+
+class FirstStep(Protocol):
+    """Step 0 of a new case, done in the intake's transaction (engine/commands.py gives one)."""
+
+    def decide(self, case: Case, integration: str, now: datetime) -> list[dict[str, Any]]:
+        """Decide step 0 (setting the case's next step on it); returns its timeline events."""
+        ...
+
+    async def write(self, conn: AsyncConnection, case: Case, now: datetime) -> None:
+        """Write step 0's pages, in the transaction that stores the case."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -68,12 +81,16 @@ class Intake:
         self.db, self.playbooks, self.integration_ids, self.clock = db, playbooks, integration_ids, clock
         self.time_scale = time_scale
 
-    async def receive(self, integration: str, webhook_id: str, alert: Alert) -> IntakeResult:
+    async def receive(
+        self, integration: str, webhook_id: str, alert: Alert, first: FirstStep | None = None
+    ) -> IntakeResult:
+        """Store the alert; a new case's step 0 is decided and written in the same transaction when
+        `first` is given (else the engine does it on its next tick)."""
         integration_id = self.integration_ids[integration]
         for _ in range(3):  # a clash of random case references is retried with a new one
             try:
                 if alert.event == "new":
-                    return await self._new(integration, integration_id, alert)
+                    return await self._new(integration, integration_id, alert, first)
                 return await self._follow_up(integration, integration_id, webhook_id, alert)
             except IntegrityError:
                 continue
@@ -86,15 +103,22 @@ class Intake:
             )
         ).scalar_one_or_none()
 
-    async def _new(self, integration: str, integration_id: int, alert: Alert) -> IntakeResult:
+    async def _new(
+        self, integration: str, integration_id: int, alert: Alert, first: FirstStep | None
+    ) -> IntakeResult:
         """Insert first and look for a repeat only when the unique key says so (repeats are rare)."""
         try:
             async with self.db.engine.begin() as conn:
                 case = self._build(integration, integration_id, alert)
+                events = [self._received(integration, case, alert)]
+                if first is not None:
+                    events += first.decide(case, integration, case.received_at)
                 await conn.execute(_INSERT_CASE, [case.model_dump()])
-                await conn.execute(INSERT_EVENT, [self._received(integration, case, alert)])
+                await conn.execute(INSERT_EVENT, events)
                 if tasks := self._tasks(case):
                     await conn.execute(_INSERT_TASKS, tasks)
+                if first is not None:
+                    await first.write(conn, case, case.received_at)
             return IntakeResult(case.id, case.status, duplicate=False)
         except IntegrityError:
             async with self.db.sessions() as session:

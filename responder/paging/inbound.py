@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import case as sql_case
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
 from responder.domain import PageState
 from responder.paging.failures import mark_failed
 from responder.paging.status import FAILED, RANK, is_machine, moves_forward, state_of
+from responder.store.batch import Batcher
 from responder.store.db import Database
 from responder.store.models import Case, Page
 from responder.store.queries import INSERT_EVENT, OPEN, event_row, moved, rowcount
@@ -60,6 +63,15 @@ _PROGRESS = {
 }
 
 
+@dataclass(frozen=True)
+class _Progress:
+    page_id: str
+    status: str
+    to: PageState
+    sequence: int | None
+    now: datetime
+
+
 async def record_status(
     db: Database,
     page_id: str,
@@ -69,29 +81,74 @@ async def record_status(
     sequence: int | None,
     now: datetime,
 ) -> StatusNews | None:
-    """Apply one Twilio status callback; repeated or out-of-order ones change nothing."""
+    """Apply one Twilio status callback at once; repeated or out-of-order ones change nothing."""
     to = state_of(status)
     if to is None or to is PageState.FAILED or answered_by:
         return await _record_news(db, page_id, status, error_code, answered_by, sequence, now)
-    return await _record_progress(db, page_id, status, to, sequence, now)
-
-
-async def _record_progress(
-    db: Database, page_id: str, status: str, to: PageState, sequence: int | None, now: datetime
-) -> StatusNews | None:
-    """The common case (sent, ringing, delivered...): one conditional UPDATE, the busiest write path."""
-    params: dict[str, Any] = {"page_id": page_id, "rank": RANK[status], "new_status": status, "now": now}
-    if sequence is not None:
-        params["sequence"] = sequence
     async with db.engine.begin() as conn:
-        row = (await conn.execute(_PROGRESS[to, sequence is not None], params)).first()
+        return (await _write_progress(conn, [_Progress(page_id, status, to, sequence, now)]))[0]
+
+
+class StatusRecorder:
+    """Twilio's status callbacks as they come. Progress (sent, ringing, delivered...) decides nothing,
+    so it is group-committed (store/batch.py): the callbacks that arrived meanwhile share one
+    transaction, each answered once it committed. Failures and machine answers decide what follows
+    (a failover): they are written at once, on their own."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._progress: Batcher[_Progress, StatusNews | None] = Batcher(self._write)
+
+    async def record(
+        self,
+        page_id: str,
+        status: str,
+        error_code: str | None,
+        answered_by: str | None,
+        sequence: int | None,
+        now: datetime,
+    ) -> StatusNews | None:
+        to = state_of(status)
+        if to is None or to is PageState.FAILED or answered_by:
+            return await _record_news(self._db, page_id, status, error_code, answered_by, sequence, now)
+        return await self._progress.submit(_Progress(page_id, status, to, sequence, now))
+
+    async def _write(self, batch: Sequence[_Progress]) -> list[StatusNews | None]:
+        async with self._db.engine.begin() as conn:
+            return await _write_progress(conn, batch)
+
+
+async def _write_progress(conn: AsyncConnection, batch: Sequence[_Progress]) -> list[StatusNews | None]:
+    """The common case: one conditional UPDATE per callback (the busiest write path), their events in
+    one insert."""
+    results: list[StatusNews | None] = []
+    events = []
+    for item in batch:
+        params: dict[str, Any] = {
+            "page_id": item.page_id,
+            "rank": RANK[item.status],
+            "new_status": item.status,
+            "now": item.now,
+        }
+        if item.sequence is not None:
+            params["sequence"] = item.sequence
+        row = (await conn.execute(_PROGRESS[item.to, item.sequence is not None], params)).first()
         if row is None:
-            return None
-        if status in ("delivered", "in-progress") and row.case_id is not None:
-            kind = "page_delivered" if status == "delivered" else "call_answered"
-            detail = {"page": page_id, "person": row.person_id, "channel": row.channel, "status": status}
-            await conn.execute(INSERT_EVENT, [event_row(row.case_id, kind, "twilio", now, detail)])
-    return StatusNews(row.case_id, page_id, False, status)
+            results.append(None)
+            continue
+        if item.status in ("delivered", "in-progress") and row.case_id is not None:
+            kind = "page_delivered" if item.status == "delivered" else "call_answered"
+            detail = {
+                "page": item.page_id,
+                "person": row.person_id,
+                "channel": row.channel,
+                "status": item.status,
+            }
+            events.append(event_row(row.case_id, kind, "twilio", item.now, {**detail, "status": item.status}))
+        results.append(StatusNews(row.case_id, item.page_id, False, item.status))
+    if events:
+        await conn.execute(INSERT_EVENT, events)
+    return results
 
 
 async def _record_news(

@@ -44,6 +44,7 @@ from responder.store.queries import (
     PENDING,
     add_event,
     event_row,
+    insert_page_rows,
     insert_pages,
     moved,
     new_id,
@@ -489,17 +490,69 @@ class Outbox:
         log.warning("phone_limit_reached", case_id=case.id, person_id=person_id, limit=self.flood.limit)
 
     def _render(self, page: Page, case: Case, now: datetime) -> str:
-        person = self.roster.person(page.person_id)
         facts = PageFacts(case.ref, case.risk_level, case.region)
+        return self._text(page.id, page.person_id, page.channel, page.purpose, page.body, facts, now)
+
+    def _text(
+        self,
+        page_id: str,
+        person_id: str,
+        channel: str,
+        purpose: str,
+        body: str,
+        facts: PageFacts,
+        now: datetime,
+    ) -> str:
+        person = self.roster.person(person_id)
         lang = language_of(person.languages if person else ())
-        if page.purpose == "notice":
-            return page.body or sms_line("exhausted", facts, lang=lang)
-        if page.channel == "voice":
-            return f"voice page for case {case.ref}"
-        return page_sms(facts, lang, self._link(page, now))
+        if purpose == "notice":
+            return body or sms_line("exhausted", facts, lang=lang)
+        if channel == "voice":
+            return f"voice page for case {facts.ref}"
+        return page_sms(facts, lang, f"{self.public_url}/a/{self.links.make(page_id, person_id, now)}")
 
     def _link(self, page: Page, now: datetime) -> str:
         return f"{self.public_url}/a/{self.links.make(page.id, page.person_id, now)}"
+
+    async def take_new(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]], facts: PageFacts, now: datetime
+    ) -> list[Claimed]:
+        """Insert pages just decided (step 0, at intake) in the caller's transaction, claimed for this
+        outbox at once: `start()` them after the commit, with no claim read back. When the flood rule
+        would hold or combine any of them, or there are not enough free send slots, they are inserted
+        pending instead and the drain sends them as usual. A crash before they are sent leaves claims
+        of a dead owner: they come back once its lease runs out."""
+        # (Pages another intake claimed and has not started yet are not counted: Twilio may briefly see
+        # a few more than MAX_IN_FLIGHT requests at once.)
+        free = MAX_IN_FLIGHT - len(self._sending)
+        if self._stopped or len(rows) > free or not await self._all_go(conn, rows, now):
+            await insert_page_rows(conn, rows)
+            return []
+        claimed = []
+        for row in rows:
+            body = self._text(
+                row["id"], row["person_id"], row["channel"], row["purpose"], row["body"], facts, now
+            )
+            row.update(status=CLAIMED, claimed_by=self.owner, claimed_at=now, attempts=1, body=body)
+            claimed.append(
+                Claimed(row["id"], row["case_id"], row["person_id"], row["channel"], row["purpose"], body, 1)
+            )
+        await insert_page_rows(conn, rows)
+        return claimed
+
+    def start(self, claimed: Sequence[Claimed]) -> None:
+        """Send pages `take_new` claimed, now that their transaction committed."""
+        for item in claimed:
+            self._start_send(item)
+
+    async def _all_go(self, conn: AsyncConnection, rows: list[dict[str, Any]], now: datetime) -> bool:
+        """True when the flood rule sends every one of `rows` now, each on its own."""
+        if not self.flood.on:
+            return True
+        due = [Outgoing(r["id"], r["person_id"], r["channel"], r["purpose"]) for r in rows]
+        usage = await _phone_usage(conn, {r["person_id"] for r in rows}, now, self.flood)
+        plan = plan_sends(due, usage, self.flood, now)
+        return len(plan.send) == len(rows) and not plan.carried and not plan.held and not plan.over
 
     async def _send(self, claimed: Claimed) -> Outcome:
         person = self.roster.person(claimed.person_id)
@@ -622,7 +675,7 @@ async def _mark_failed(
 
 
 async def _phone_usage(
-    session: AsyncSession, person_ids: set[str], now: datetime, rule: FloodRule
+    session: AsyncSession | AsyncConnection, person_ids: set[str], now: datetime, rule: FloodRule
 ) -> dict[str, PhoneUsage]:
     """Messages and calls each person got within the window (a combined SMS counts once: one sid)."""
     since = now - timedelta(seconds=rule.window_s)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from responder.domain import ACKNOWLEDGED, CLAIMED, OPEN, PENDING, RESOLVED, PageState, moves_into
@@ -83,9 +83,14 @@ _INSERT_PAGES = {
 async def insert_pages(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert page rows in the session's transaction, skipping any whose (case, step, person, channel)
     exists already (a step that ran twice after a crash pages once)."""
+    if rows:
+        await insert_page_rows(await session.connection(), rows)
+
+
+async def insert_page_rows(connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """insert_pages() on a Core connection."""
     if not rows:
         return
-    connection = await session.connection()
     statement = _INSERT_PAGES["postgresql" if connection.dialect.name == "postgresql" else "sqlite"]
     await connection.execute(statement, [_complete(row) for row in rows])
 
