@@ -17,7 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, create_engine, func, insert, select
 from sqlmodel import col
 
-from responder.clock import FakeClock
+from responder.clock import ManualClock
 from responder.engine.playbook import load_playbooks
 from responder.intake.schema import parse_alert
 from responder.intake.service import Intake, new_ref
@@ -73,7 +73,7 @@ def seed_cases(db_path: Path, template: dict[str, Any], due_times: Sequence[date
     engine = sync_engine(db_path)
     try:
         playbooks = load_playbooks(Path(__file__).resolve().parents[1] / "playbooks")
-        clock = FakeClock(datetime.now(UTC))
+        clock = ManualClock(datetime.now(UTC))
         # Intake._build and _received touch no database: none is given.
         intake = Intake(cast(Database, None), playbooks, {INTEGRATION: integration_id(engine)}, clock)
         refs: set[str] = set()

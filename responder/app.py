@@ -31,7 +31,7 @@ from responder.api.keys import (
 )
 from responder.api.middleware import errors_middleware
 from responder.api.schedules import refresh_overrides
-from responder.clock import Clock, SystemClock
+from responder.clock import Clock, case_clock
 from responder.engine.commands import CaseCommands
 from responder.engine.plan import compile_plan
 from responder.engine.playbook import Playbook, load_playbooks
@@ -99,7 +99,10 @@ def check_serving(settings: Settings) -> list[str]:
 
 
 def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    """The whole service; raises ConfigError when playbooks or Twilio settings are invalid."""
+    """The whole service; raises ConfigError when playbooks or Twilio settings are invalid.
+
+    `clock`: the service's time (tests pass a ManualClock); by default the system clock, or the
+    scaled clock RESPONDER_TIME_SCALE asks for."""
     playbooks = load_playbooks(settings.env.playbooks_dir)
     roster = load_roster(settings)
     problems = check_serving(settings) + check_playbooks(roster, playbooks)
@@ -110,7 +113,13 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
         middlewares.append(forwarded_middleware(settings.env.trusted_proxies))
     app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
     app[SETTINGS] = settings
-    app[CLOCK] = clock or SystemClock()
+    # One clock for the case timeline (intake, engine, outbox, Twilio callbacks, links, flood windows,
+    # backoff), which the demo compresses. Accounts, sessions, login limits and the audit log read it
+    # too: at scale 1 (production) it is the system clock, and in a demo or a test it keeps the audit
+    # log on the same time line as the cases it records. The Twilio HTTP deadline stays wall seconds
+    # (paging/twilio_client.py), and so do the outbox leases (paging/outbox.py).
+    env = settings.env
+    app[CLOCK] = clock or case_clock(env.time_scale, env.time_scale_start)
     app[PLAYBOOKS] = playbooks
     app[ROSTER] = roster
     app[VERIFIER] = SignatureVerifier(settings.webhook_secrets)
@@ -150,7 +159,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await db.close()
         raise
     app[DB] = db
-    app[INTAKE] = Intake(db, app[PLAYBOOKS], ids, app[CLOCK], app[SETTINGS].env.time_scale)
+    app[INTAKE] = Intake(db, app[PLAYBOOKS], ids, app[CLOCK])
     yield
     await db.close()
 
@@ -253,7 +262,7 @@ async def _reload_schedules(app: web.Application) -> None:
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:
     env = app[SETTINGS].env
-    plans = {p.name: compile_plan(p, env.time_scale) for p in app[PLAYBOOKS]}
+    plans = {p.name: compile_plan(p) for p in app[PLAYBOOKS]}
     engine = Engine(app[DB], plans, app[ROSTER], app[CLOCK], env.sweep_interval_s, env.stop_grace_s)
     gateway = TwilioGateway(
         env.twilio_account_sid,

@@ -1,7 +1,8 @@
 """`responder demo`: the service on SQLite, the phone simulator, a sample alert, the escalation live.
 
-Time runs 20x faster than in production (RESPONDER_TIME_SCALE=0.05: one playbook minute is 3 s);
-the timeline shows both the demo time and what it stands for at full speed.
+Time runs 20x faster than in production (RESPONDER_TIME_SCALE=0.05: the service's case clock is a
+scaled clock, so one playbook minute takes 3 s); the timeline shows both the demo time and the case
+time, which is what it stands for at full speed.
 """
 
 from __future__ import annotations
@@ -185,8 +186,9 @@ async def _follow(
 
 def _line(case: dict[str, Any], event: dict[str, Any]) -> str:
     start = datetime.fromisoformat(case["received_at"])
-    elapsed_s = (datetime.fromisoformat(event["at"]) - start).total_seconds()
-    production_s = elapsed_s / TIME_SCALE
+    # Case times are on the service's scaled clock: they read production time; the demo took less.
+    production_s = (datetime.fromisoformat(event["at"]) - start).total_seconds()
+    elapsed_s = production_s * TIME_SCALE
     stamp = f"+{elapsed_s:5.1f}s [{int(production_s // 60):>2}m{int(production_s % 60):02d}s]"
     detail = {k: v for k, v in event["detail"].items() if k not in ("page",)}
     names = {p["id"]: p["person"]["name"] for p in case["pages"]}

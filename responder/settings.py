@@ -15,7 +15,15 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from responder.domain import Role
@@ -77,8 +85,12 @@ class EnvSettings(BaseSettings):
     playbooks_dir: Path = Field(Path("playbooks"), validation_alias="RESPONDER_PLAYBOOKS_DIR")
     # One schedule per file; by default the schedules/ folder next to the config file.
     schedules_dir: Path | None = Field(None, validation_alias="RESPONDER_SCHEDULES_DIR")
-    # Compresses every playbook duration (0.05 turns a minute into 3 s); for demos and tests only.
+    # Below 1, the case timeline runs on a scaled clock (responder/clock.py:ScaledClock): 0.05 makes
+    # a minute of case time last 3 s. For demos and tests only; 1 is the system clock.
     time_scale: float = Field(1.0, gt=0, le=1, validation_alias="RESPONDER_TIME_SCALE")
+    # Where a scaled clock starts (it reads this time at this wall instant): processes that must agree
+    # on case time (replicas, a restart) share it. Unset: when the process starts.
+    time_scale_start: AwareDatetime | None = Field(None, validation_alias="RESPONDER_TIME_SCALE_START")
     # The safety sweep: how often every process re-reads the earliest due time from the database. Due
     # steps are woken by exact timers; the sweep bounds how long a replica takes over the work of one
     # that died (its wake-ups died with it).

@@ -7,7 +7,7 @@ import json
 import shutil
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,9 +19,9 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from responder.api.keys import DB
+from responder.api.keys import DB, ENGINE
 from responder.app import build_app
-from responder.clock import Clock
+from responder.clock import Clock, Handle, ManualClock, loop_call_at
 from responder.oncall.config import load_schedules
 from responder.oncall.roster import Roster
 from responder.settings import ConfigFile, Settings, load_settings
@@ -66,9 +66,10 @@ def at(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp)
 
 
-def due(case: dict[str, Any], minutes: float, time_scale: float) -> datetime:
-    """When something `minutes` of playbook time after the alert falls due on the service's clock."""
-    return at(case["received_at"]) + timedelta(seconds=minutes * 60 * time_scale)
+def due(case: dict[str, Any], minutes: float) -> datetime:
+    """When something `minutes` of playbook time after the alert falls due: the playbook's minutes
+    are the case clock's, however fast that clock runs (RESPONDER_TIME_SCALE scales the clock)."""
+    return at(case["received_at"]) + timedelta(minutes=minutes)
 
 
 def edited_playbooks(tmp_path: Path, old: str, new: str, name: str = "imminent-risk.yaml") -> Path:
@@ -129,6 +130,7 @@ class Service:
     runner: web.AppRunner | None = None
     sock: socket.socket | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    clock: Clock | None = None  # the service's clock when the test chose one
     # The tasks of the requests being handled now (see stop_service).
     handling: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -160,6 +162,26 @@ class Service:
         ) as response:
             return response.status, await response.json()
 
+    async def advance(self, minutes: float = 0, seconds: float = 0) -> datetime:
+        """Fast-forward the service's ManualClock, one wake-up at a time: the engine works through
+        each time it asked for, with the clock reading that time, before the clock moves on. So a
+        step falls due, fires and is written at its exact playbook time. Returns the new time."""
+        clock, engine = self.clock, self.app[ENGINE]
+        assert isinstance(clock, ManualClock), "start the service with clock=ManualClock(...)"
+        target = clock.now() + timedelta(minutes=minutes, seconds=seconds)
+        await engine.settled()
+        while (pending := clock.pending()) and pending[0] <= target:
+            clock.advance_to(pending[0])
+            await engine.settled()
+        clock.advance_to(target)
+        await engine.settled()
+        return clock.now()
+
+    @property
+    def app(self) -> web.Application:
+        assert self.runner is not None, "the service has stopped"
+        return self.runner.app
+
     def phone_of(self, person_id: str) -> Any:
         person = self.settings.person(person_id)
         assert person is not None
@@ -179,7 +201,8 @@ async def start_service(
 ) -> Service:
     """Migrate the database and start the real app on a real port; the simulator calls it back.
 
-    `clock`: the service's time (default the wall clock), e.g. a ShiftedClock to fast-forward.
+    `clock`: the service's time (default: the clock RESPONDER_TIME_SCALE selects), e.g. a ManualClock
+    that `Service.advance` fast-forwards, or a ShiftedClock.
     `routes`: a test's own handlers besides the app's (one that crashes, say).
     `extra_env`, `extra`: more environment, as a mapping several tests share and as keywords (these win)."""
     sock = sock or bound_socket()
@@ -213,7 +236,7 @@ async def start_service(
         await runner.cleanup()
         sock.close()
         raise
-    return Service(url, sim, settings, http, runner, sock, extra, handling)
+    return Service(url, sim, settings, http, runner, sock, extra, clock, handling)
 
 
 async def stop_service(service: Service) -> None:
@@ -241,9 +264,18 @@ class ShiftedClock:
     def now(self) -> datetime:
         return datetime.now(UTC) + self.ahead
 
+    def call_at(self, when: datetime, callback: Callable[[], None]) -> Handle:
+        return loop_call_at(self, when, callback)
+
     def fast_forward(self, seconds: float) -> datetime:
         self.ahead += timedelta(seconds=seconds)
         return self.now()
+
+
+def manual_clock() -> ManualClock:
+    """A clock for the service that only the test moves (`Service.advance`). It starts at the wall
+    time, to the second, so the schedules find the people on call today as the other tests do."""
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
 
 
 def new_alert_id() -> str:

@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from responder.simulator import PhoneSimulator
 from tests.harness import ROOT, environment
@@ -34,6 +35,9 @@ class ServiceProcess:
     public_url: str | None = None  # a load balancer's URL in front of several replicas
     process: asyncio.subprocess.Process | None = None
     log_lines: list[str] = field(default_factory=list)
+    # Where its scaled clock (RESPONDER_TIME_SCALE below 1) starts: every start of this process, and
+    # replicas given the same, read the same case time (responder/clock.py:ScaledClock).
+    clock_start: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def url(self) -> str:
@@ -41,7 +45,14 @@ class ServiceProcess:
 
     def env(self) -> dict[str, str]:
         public = self.public_url or self.url
-        base = environment(self.db_url, public, self.sim.url, RESPONDER_LOG_LEVEL="info", **self.extra_env)
+        base = environment(
+            self.db_url,
+            public,
+            self.sim.url,
+            RESPONDER_LOG_LEVEL="info",
+            RESPONDER_TIME_SCALE_START=self.clock_start.isoformat(),
+            **self.extra_env,
+        )
         return {**os.environ, **base}
 
     async def run(self, *args: str) -> int:

@@ -1,5 +1,6 @@
 """After the accept: investigation tasks with due times, overdue notices, and re-escalation of a
-case with no activity (PRODUCT.md §3), through the real service."""
+case with no activity (PRODUCT.md §3), through the real service on a ManualClock: the test fast-forwards
+it, and every notice is asserted at its exact playbook time."""
 
 from __future__ import annotations
 
@@ -18,24 +19,23 @@ from tests.harness import (
     ROOT,
     Service,
     at,
+    due,
     events,
+    manual_clock,
     new_alert_id,
     sample,
     start_service,
     stop_service,
 )
 
-# 1/500 speed: triage (+2m) is due 0.24 s after the alert, re-escalation (15m quiet) 1.8 s after the
-# last activity.
-SCALE = 0.002
-QUIET = timedelta(minutes=15 * SCALE)
+QUIET = timedelta(minutes=15)  # reescalate.quiet_for in playbooks/imminent-risk.yaml
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 ACTIVITY = ("case_accepted", "note", "task_done")
 
 
 @pytest.fixture
 async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
-    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE=str(SCALE))
+    running = await start_service(db_url, sim, http, clock=manual_clock())
     yield running
     await stop_service(running)
 
@@ -55,11 +55,8 @@ async def test_tasks_come_from_the_playbook_with_due_times(service: Service) -> 
     assert status == 202
     case = await service.case(body["case_id"])
     received = datetime.fromisoformat(case["received_at"])
-    due = {
-        t["id"]: (datetime.fromisoformat(t["due_at"]) - received).total_seconds() / SCALE
-        for t in case["tasks"]
-    }
-    assert due == pytest.approx(
+    due = {t["id"]: (datetime.fromisoformat(t["due_at"]) - received).total_seconds() for t in case["tasks"]}
+    assert due == (
         {
             "triage": 120,
             "identify": 600,
@@ -75,11 +72,15 @@ async def test_tasks_come_from_the_playbook_with_due_times(service: Service) -> 
 
 async def test_an_overdue_task_tells_the_holder_and_the_team_lead(service: Service) -> None:
     case_id = await accepted_case(service)
+    await service.advance(minutes=2)
     await service.phone_of("ana").expect_sms(contains="tâche en retard : Triage the alert")
     await service.phone_of("tom").expect_sms(contains="task overdue: Triage the alert")
     case = await service.case(case_id)
     triage = next(t for t in case["tasks"] if t["id"] == "triage")
     assert triage["overdue"] is True and triage["done_at"] is None
+    assert [(e["detail"]["task"], at(e["at"])) for e in events(case, "task_overdue")] == [
+        ("triage", due(case, 2))
+    ]
 
 
 async def test_ticking_tasks_and_notes(service: Service) -> None:
@@ -103,21 +104,25 @@ async def test_ticking_tasks_and_notes(service: Service) -> None:
         assert response.status == 422
 
 
-def quiet_before(case: dict[str, Any], event: dict[str, Any]) -> timedelta:
-    """How long the case had been without activity (accept, note, task ticked) when `event` happened."""
-    when = at(event["at"])
-    return when - max(at(e["at"]) for e in case["timeline"] if e["type"] in ACTIVITY and at(e["at"]) <= when)
+def activity(case: dict[str, Any]) -> list[datetime]:
+    """When the case saw activity (the accept, a note, a task ticked)."""
+    return [at(e["at"]) for e in case["timeline"] if e["type"] in ACTIVITY]
 
 
 async def test_a_quiet_case_nudges_the_holder_then_the_team_lead(service: Service) -> None:
     case_id = await accepted_case(service)
     ana, tom = service.phone_of("ana"), service.phone_of("tom")
-    await ana.expect_sms(contains="aucune activité")  # after 15m (1.8 s) of silence
+    await service.advance(minutes=15)
+    await ana.expect_sms(contains="aucune activité")  # after 15m of silence
+    await service.advance(minutes=15)
     await tom.expect_sms(contains="no activity")  # after as long again
     case = await service.case(case_id)
+    [accepted] = activity(case)
     quiet = events(case, "case_quiet")
-    assert [e["detail"]["stage"] for e in quiet][:2] == [1, 2]
-    assert quiet_before(case, quiet[0]) >= QUIET and quiet_before(case, quiet[1]) >= 2 * QUIET
+    assert [(e["detail"]["stage"], at(e["at"])) for e in quiet] == [
+        (1, accepted + QUIET),
+        (2, accepted + 2 * QUIET),
+    ]
 
 
 async def test_activity_resets_the_quiet_clock(service: Service) -> None:
@@ -125,20 +130,22 @@ async def test_activity_resets_the_quiet_clock(service: Service) -> None:
     ana = service.phone_of("ana")
     # A note after each of the first overdue-task notices (+2m, +10m, +15m: less than the quiet time
     # apart), then silence until the nudge.
-    for task in ("Triage the alert", "Identify the person", "Locate the person"):
+    for minutes, task in ((2, "Triage the alert"), (8, "Identify the person"), (5, "Locate the person")):
+        await service.advance(minutes=minutes)
         await ana.expect_sms(contains=f"tâche en retard : {task}")
         async with service.http.post(
             f"{service.url}/v1/cases/{case_id}/notes", json={"text": "still working"}, headers=AUTH
         ) as response:
             assert response.status == 201
+    await service.advance(minutes=15)
     await ana.expect_sms(contains="aucune activité")
     case = await service.case(case_id)
-    nudge = events(case, "case_quiet")[0]
-    assert nudge["detail"]["stage"] == 1
-    # The nudge waited a whole quiet time after the activity just before it, whichever that was: the
-    # clock starts again at every note (a service that kept counting from the accept would nudge
-    # within 15m of a note). On a slow machine a note may come after the nudge; that is still true.
-    assert quiet_before(case, nudge) >= QUIET
+    # The clock starts again at every note: the nudge comes a whole quiet time after the last one
+    # (+15m), not 15m after the accept, nor after the first notes.
+    assert activity(case)[1:] == [due(case, 2), due(case, 10), due(case, 15)]
+    assert [(e["detail"]["stage"], at(e["at"])) for e in events(case, "case_quiet")] == [
+        (1, due(case, 15) + QUIET)
+    ]
 
 
 async def test_an_overdue_task_can_call_as_well(
@@ -154,10 +161,11 @@ async def test_an_overdue_task_can_call_as_well(
         )
     )
     running = await start_service(
-        db_url, sim, http, RESPONDER_TIME_SCALE=str(SCALE), RESPONDER_PLAYBOOKS_DIR=str(playbooks)
+        db_url, sim, http, clock=manual_clock(), RESPONDER_PLAYBOOKS_DIR=str(playbooks)
     )
     try:
         await accepted_case(running)
+        await running.advance(minutes=2)
         tom = running.phone_of("tom")
         await tom.expect_sms(contains="task overdue: Triage the alert")
         call = await tom.expect_call()
@@ -176,14 +184,11 @@ async def test_a_task_not_needed_once_another_is_done_is_never_overdue(service: 
     ) as answer:
         assert answer.status == 200  # located: the emergency disclosure request is no longer needed
     ana = service.phone_of("ana")
+    await service.advance(minutes=10)
     # Due at +10m like the disclosure request: the same engine pass, which wrote the notices of every
     # task it found overdue together with their task_overdue events.
     await ana.expect_sms(contains="Identify the person")
     case = await service.case(case_id)
     overdue = {e["detail"]["task"]: at(e["at"]) for e in events(case, "task_overdue")}
-    located = at(next(e for e in events(case, "task_done") if e["detail"]["task"] == "locate")["at"])
-    assert "identify" in overdue
-    if "disclosure-request" in overdue:  # a slow machine: +10m came before the tick, and it was needed
-        assert overdue["disclosure-request"] < located
-    else:  # never reported once located
-        assert not [m for m in ana.messages if "disclosure" in m.body.casefold()]
+    assert overdue == {"triage": due(case, 2), "identify": due(case, 10)}  # never the disclosure request
+    assert not [m for m in ana.messages if "disclosure" in m.body.casefold()]

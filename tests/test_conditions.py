@@ -85,7 +85,7 @@ async def test_a_tier_for_live_content_is_skipped_for_a_post_and_the_chain_moves
         # all three events), at the backup tier's time: the skip moved the chain on, not the timer.
         lead = next(e for e in events(case, "step_fired") if e["detail"]["tier"] == "team-lead")
         assert {e["at"] for e in events(case, "tier_skipped")} == {lead["at"]}
-        assert at(lead["at"]) >= due(case, 3, SCALE)
+        assert at(lead["at"]) >= due(case, 3)
         assert [p for p in case["pages"] if p["person"]["id"] == "bruno"] == []  # the tier is behind
 
         status, live = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
@@ -97,7 +97,7 @@ async def test_a_tier_for_live_content_is_skipped_for_a_post_and_the_chain_moves
         backup = next(
             e for e in events(live_case, "step_fired") if e["detail"]["tier"] == "backup-negotiator"
         )
-        assert backup["detail"]["people"] == ["bruno"] and at(backup["at"]) >= due(live_case, 3, SCALE)
+        assert backup["detail"]["people"] == ["bruno"] and at(backup["at"]) >= due(live_case, 3)
     finally:
         await stop_service(service)
 
@@ -198,7 +198,7 @@ async def test_an_exhausted_chain_pages_all_hands_and_tells_the_manager_until_so
         accepted = at(case["accepted_at"])
         all_hands = [at(e["at"]) for e in events(case, "all_hands_paged")]
         assert len(all_hands) >= 2 and all(t < accepted for t in all_hands)  # on a slow machine, more
-        assert all(t >= due(case, 4 + 2 * n, SCALE) for n, t in enumerate(all_hands))
+        assert all(t >= due(case, 4 + 2 * n) for n, t in enumerate(all_hands))
         assert all(at(p["created_at"]) < accepted for p in case["pages"] if p["purpose"] == "page")
         paged = [p for p in case["pages"] if p["person"]["id"] == "bruno" and p["purpose"] == "page"]
         assert len([m for m in bruno.messages if "ACK" in m.body]) == len(paged)

@@ -1,13 +1,12 @@
-"""The pure escalation decision, on a fake clock: no database, no network."""
+"""The pure escalation decision at given times: no database, no network, no clock."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from responder.clock import FakeClock
 from responder.engine.decide import CaseView, next_actions
 from responder.engine.plan import Plan, compile_plan
 from responder.engine.playbook import Playbook, load_playbooks
@@ -37,7 +36,7 @@ def run(
     case: CaseView, plan: Plan, roster: Roster, at_s: float
 ) -> tuple[CaseView, list[tuple[str, str, str]]]:
     """Decide at START + at_s; return the case moved on and the (person, channel, purpose) paged."""
-    decision = next_actions(case, plan, roster, FakeClock(START).advance(at_s))
+    decision = next_actions(case, plan, roster, START + timedelta(seconds=at_s))
     moved = replace(case, next_step=decision.next_step, skew_s=decision.skew_s)
     return moved, [(p.person_id, p.channel, p.purpose) for p in decision.pages]
 

@@ -29,7 +29,8 @@ async def test_alert_pages_negotiator_by_sms_then_voice_and_ack_stops_paging(ser
     assert "page_sent" in types and "case_accepted" in types
     received = datetime.fromisoformat(case["received_at"])
     for page in case["pages"]:
-        if page["sent_at"]:  # stored and read back as UTC on both databases
-            assert 0 <= (datetime.fromisoformat(page["sent_at"]) - received).total_seconds() < 30
+        if page["sent_at"]:  # stored and read back as UTC on both databases (a zone slip is hours)
+            sent_s = (datetime.fromisoformat(page["sent_at"]) - received).total_seconds()
+            assert 0 <= sent_s < 180  # case time: before the backup tier (+3m), which never came
     ines = service.phone_of("ines")
     await ines.expect_sms(contains="pris par Ana")

@@ -10,7 +10,7 @@ from datetime import timedelta
 import aiohttp
 from sqlalchemy import select
 
-from responder.clock import FakeClock, utcnow
+from responder.clock import ManualClock, utcnow
 from responder.engine.playbook import load_playbooks
 from responder.intake.schema import parse_alert
 from responder.intake.service import Intake
@@ -32,7 +32,9 @@ async def test_imminent_and_live_cases_are_paged_first(
         ids = {i.name: int(i.id or 0) for i in (await session.execute(select(Integration))).scalars()}
     # Cases taken in 30 s ago while the service was down: their first steps are overdue (at full
     # speed, as the service runs here, nothing else is due yet).
-    intake = Intake(db, load_playbooks(ROOT / "playbooks"), ids, FakeClock(utcnow() - timedelta(seconds=30)))
+    intake = Intake(
+        db, load_playbooks(ROOT / "playbooks"), ids, ManualClock(utcnow() - timedelta(seconds=30))
+    )
     risk_of = {}
     for name, count in (("medium-comment-us.json", MEDIUM), ("imminent-live-fr.json", IMMINENT)):
         for _ in range(count):

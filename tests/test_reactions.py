@@ -49,7 +49,7 @@ async def going_live_repages(service: Service) -> None:
     assert case["is_live"] is True
     voice = next(e for e in events(case, "step_fired") if e["detail"]["channel"] == "voice")
     assert voice["detail"]["people"] == ["ines"]
-    assert at(reaction["at"]) <= at(voice["at"]) < due(case, 5, 1.0)
+    assert at(reaction["at"]) <= at(voice["at"]) < due(case, 5)
 
 
 async def test_new_location_tells_the_holder(service: Service) -> None:

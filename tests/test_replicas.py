@@ -38,7 +38,7 @@ async def replicas(
     if db_url.startswith("sqlite"):
         pytest.skip("SQLite serves one process by design; replicas share PostgreSQL")
     first = ServiceProcess(db_url, sim, extra_env=ENV)
-    second = ServiceProcess(db_url, sim, extra_env=ENV)
+    second = ServiceProcess(db_url, sim, extra_env=ENV, clock_start=first.clock_start)  # one case time
     proxy = RoundRobinProxy([first.url, second.url])
     first.public_url = second.public_url = proxy.url
     await first.run("db", "upgrade")

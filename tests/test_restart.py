@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
+from responder.clock import ScaledClock
 from responder.simulator import Behaviour, PhoneSimulator
 from responder.store.db import Database
 from responder.store.models import Case, Page
@@ -18,8 +19,9 @@ from responder.tools import signed_headers
 from tests.harness import API_TOKEN, SOCIAL_SECRET, at, due, events, new_alert_id, patient_phones, sample
 from tests.process import ServiceProcess
 
-# 1/25 speed: the voice step (+1m) comes 2.4 s after the alert, the backup tier (+3m) after 7.2 s. No
-# safety sweep within a test (every 5 minutes): only the engine's start-up and its wake-ups fire steps.
+# 1/25 speed (a scaled clock): the voice step (+1m) comes 2.4 s after the alert, the backup tier (+3m)
+# after 7.2 s. No safety sweep within a test (every 5 minutes): only the engine's start-up and its
+# wake-ups fire steps.
 SCALE = 0.04
 ENV = {"RESPONDER_TIME_SCALE": str(SCALE), "RESPONDER_SWEEP_INTERVAL_S": "300"}
 
@@ -55,11 +57,14 @@ async def test_kill_9_mid_escalation_then_restart_continues_on_time(
     await process.kill9()
     steps_before = {p.step for p in await pages_with_status(process.db_url)}  # final: nobody runs
     received = (await case_row(process.db_url, case_id)).received_at
-    voice_due = received + timedelta(seconds=60 * SCALE)
+    voice_due = received + timedelta(minutes=1)
+    # The service's case time, as its scaled clock reads it (and will again after the restart).
+    clock = ScaledClock(SCALE, process.clock_start)
     # While it is dead the voice step falls due; nobody can ring.
-    await ana.expect_no_call(timeout_s=max(0.0, (voice_due - datetime.now(UTC)).total_seconds()) + 0.1)
+    wait_s = max(0.0, (voice_due - clock.now()).total_seconds() * SCALE)
+    await ana.expect_no_call(timeout_s=wait_s + 0.1)
 
-    restarted_at = datetime.now(UTC)
+    restarted_at = clock.now()
     await process.start()
     await ana.expect_call()  # the overdue voice step fires once the service is back
     await sim.phone("+33639980001").expect_call()  # and to Ines, same step
@@ -77,7 +82,7 @@ async def test_kill_9_mid_escalation_then_restart_continues_on_time(
     assert sorted(fired)[:3] == [0, 1, 2]
     if 1 not in steps_before:  # (a very slow machine may have rung before the kill)
         assert fired[1] >= restarted_at  # the voice step was fired by the new process
-    assert fired[2] >= due(case, 3, SCALE)  # not early, and not pulled forward
+    assert fired[2] >= due(case, 3)  # not early, and not pulled forward
     assert events(case, "escalation_advanced") == []
     first_sms = [p for p in case["pages"] if p["step"] == 0]
     assert len(first_sms) == 2, first_sms  # step 0 paged Ines and Ana once each, not again after the crash

@@ -63,14 +63,12 @@ def people_for(
     return found
 
 
-def quiet_deadline(view: WorkView, playbook: Playbook, time_scale: float = 1.0) -> datetime:
-    quiet_s = playbook.reescalate.quiet_for * time_scale
+def quiet_deadline(view: WorkView, playbook: Playbook) -> datetime:
+    quiet_s = playbook.reescalate.quiet_for
     return view.last_activity_at + timedelta(seconds=quiet_s * (view.quiet_stage + 1))
 
 
-def next_work(
-    view: WorkView, playbook: Playbook, roster: Roster, now: datetime, time_scale: float = 1.0
-) -> WorkDecision:
+def next_work(view: WorkView, playbook: Playbook, roster: Roster, now: datetime) -> WorkDecision:
     """Notices due now for an accepted case, and when to look again."""
     if view.status != "acknowledged":
         return WorkDecision(quiet_stage=view.quiet_stage)
@@ -90,7 +88,7 @@ def next_work(
                 Notice(person, "task_overdue", task.title, channel) for channel in channels
             )
     stage = view.quiet_stage
-    if quiet_deadline(view, playbook, time_scale) <= now:
+    if quiet_deadline(view, playbook) <= now:
         nudge = playbook.reescalate.nudge
         who = nudge[min(stage, len(nudge) - 1)]
         decision.notices.extend(
@@ -98,5 +96,5 @@ def next_work(
         )
         stage += 1
     upcoming = [t.due_at for t in view.tasks if not (t.done or t.overdue_sent) and t.due_at > now]
-    upcoming.append(quiet_deadline(replace(view, quiet_stage=stage), playbook, time_scale))
+    upcoming.append(quiet_deadline(replace(view, quiet_stage=stage), playbook))
     return WorkDecision(decision.notices, decision.overdue, stage, min(upcoming))

@@ -35,7 +35,6 @@ class Plan:
     steps: tuple[Step, ...]
     exhausted_at_s: float
     every_s: float
-    time_scale: float = 1.0  # applies to task due times and re-escalation too
 
     @property
     def name(self) -> str:
@@ -63,8 +62,9 @@ class Plan:
         )
 
 
-def compile_plan(playbook: Playbook, time_scale: float = 1.0) -> Plan:
-    """Flatten passes by tiers by channels into steps; `time_scale` < 1 compresses time for demos."""
+def compile_plan(playbook: Playbook) -> Plan:
+    """Flatten passes by tiers by channels into steps. Offsets are the playbook's own seconds, on
+    the case clock (the demo compresses time with a scaled clock, not here)."""
     tiers = {t.id: t for t in playbook.paging.tiers}
     order = chain_ids(playbook.paging.tiers)
     steps: list[Step] = []
@@ -76,7 +76,7 @@ def compile_plan(playbook: Playbook, time_scale: float = 1.0) -> Plan:
                 steps.append(
                     Step(
                         index=len(steps),
-                        offset_s=(start_s + channel.after) * time_scale,
+                        offset_s=start_s + channel.after,
                         kind="page",
                         tier=tier.id,
                         pass_no=pass_no,
@@ -91,7 +91,6 @@ def compile_plan(playbook: Playbook, time_scale: float = 1.0) -> Plan:
     return Plan(
         playbook=playbook,
         steps=tuple(steps),
-        exhausted_at_s=start_s * time_scale,
-        every_s=playbook.paging.exhausted.every * time_scale,
-        time_scale=time_scale,
+        exhausted_at_s=start_s,
+        every_s=playbook.paging.exhausted.every,
     )

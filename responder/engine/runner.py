@@ -126,6 +126,12 @@ class Engine:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
 
+    async def settled(self) -> None:
+        """Wait until no tick and no send is under way: what the engine did so far has set its next
+        wake-ups (a test fast-forwarding the clock moves it on only then)."""
+        while busy := self._tasks | (self.outbox.in_flight() if self.outbox is not None else set()):
+            await asyncio.gather(*busy, return_exceptions=True)
+
     def note_due(self, when: datetime | None) -> None:
         """A tick learnt that work is due at `when`; the wake-up is set once the tick ends."""
         if when is not None:
@@ -291,8 +297,10 @@ class Engine:
             reclaimed, next_expiry = await self.outbox.reclaim_orphans()
             if reclaimed:
                 self.outbox.kick()
-            if next_expiry is not None:
-                candidates.append(max(next_expiry, now + timedelta(seconds=0.1)))
+            if next_expiry is not None:  # a wall time, as leases are: a sweep on the lease clock
+                lease_clock = self.outbox.lease_clock
+                soonest = lease_clock.now() + timedelta(seconds=0.1)  # not again at once
+                self.waker.sweep_at(lease_clock, max(next_expiry, soonest))
         when = min((t for t in candidates if t is not None), default=None)
         if when is not None:
             self.waker.wake_at(when)

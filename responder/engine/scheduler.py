@@ -4,10 +4,17 @@ Due times live in the database; the waker holds one timer (the earliest due time
 APScheduler's slow safety sweep, so a restart or another replica's work never depends on in-memory
 timers.
 
-The exact wake-up is an event-loop timer, not an APScheduler date job: a date job re-armed from its own
-run is skipped when APScheduler still counts that run as running ("maximum number of running instances
-reached"), and a skipped wake-up left no timer at all, so steps waited for the next sweep. A loop timer
-cannot be skipped: it fires, takes every time that has passed, and arms the next one.
+The exact wake-up is a call back of the injected clock (`Clock.call_at`: a loop timer on the system or
+the demo's scaled clock, a fast-forward in tests), not an APScheduler date job: a date job re-armed from
+its own run is skipped when APScheduler still counts that run as running ("maximum number of running
+instances reached"), and a skipped wake-up left no timer at all, so steps waited for the next sweep. A
+clock call back cannot be skipped: it fires, takes every time that has passed, and arms the next one.
+Due times are case-clock times; the waker never turns them into wall delays itself.
+
+The periodic jobs (the sweep, the outbox's lease, housekeeping) are APScheduler interval jobs in wall
+seconds: they guard liveness and pick up outside changes, which happen in real time whatever the case
+clock does. Under a test's ManualClock they still run, and find nothing due that the clock has not
+reached.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from responder.clock import Clock, SystemClock
+from responder.clock import Clock, Handle, SystemClock
 
 _SWEEP_JOB = "engine-sweep"
 
@@ -42,9 +49,11 @@ class Waker:
         self._clock = clock or SystemClock()
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._times: list[datetime] = []  # a heap of every wake-up asked for and not yet passed
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Handle | None = None
         self._armed: datetime | None = None  # the time the timer is set for
         self._stopped = False
+        self._sweep_timer: Handle | None = None  # the earliest sweep asked for on another clock
+        self._sweep_armed: datetime | None = None
 
     def start(self) -> None:
         self._scheduler.start()
@@ -87,6 +96,20 @@ class Waker:
         if self._armed is None or when < self._armed:
             self._arm(when)
 
+    def sweep_at(self, clock: Clock, when: datetime) -> None:
+        """Run the sweep once `clock` reads `when`: for times kept on a clock of their own (the outbox
+        leases are wall time, see paging/outbox.py). Only the earliest such time is kept."""
+        if self._stopped or (self._sweep_armed is not None and self._sweep_armed <= when):
+            return
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+
+        def fire() -> None:
+            self._sweep_timer = self._sweep_armed = None
+            self._callback()
+
+        self._sweep_armed, self._sweep_timer = when, clock.call_at(when, fire)
+
     def pending(self) -> list[datetime]:
         """The wake-ups asked for and not yet passed, earliest first (for tests and status)."""
         return sorted(self._times)
@@ -94,9 +117,8 @@ class Waker:
     def _arm(self, when: datetime) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        delay_s = max(0.0, (when - self._clock.now()).total_seconds())
         self._armed = when
-        self._timer = asyncio.get_running_loop().call_later(delay_s, self._fire)
+        self._timer = self._clock.call_at(when, self._fire)
 
     def _fire(self) -> None:
         self._timer = self._armed = None
@@ -107,7 +129,7 @@ class Waker:
             passed = True
         if self._times:
             self._arm(self._times[0])  # before the callback: nothing it does can leave us unarmed
-        if passed:  # the loop's monotonic timer may fire a hair before the wall clock agrees
+        if passed:  # always (a clock calls back at its time or after); never a wake-up before it
             self._callback()
 
     async def _sweep(self) -> None:
@@ -119,5 +141,8 @@ class Waker:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = self._armed = None
+        if self._sweep_timer is not None:
+            self._sweep_timer.cancel()
+            self._sweep_timer = self._sweep_armed = None
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)

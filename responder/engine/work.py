@@ -18,9 +18,7 @@ from responder.store.models import Case, CaseTask
 from responder.store.queries import add_event, insert_pages, notice_row
 
 
-def task_rows(
-    case_id: str, playbook: Playbook, received_at: datetime, time_scale: float = 1.0
-) -> list[dict[str, Any]]:
+def task_rows(case_id: str, playbook: Playbook, received_at: datetime) -> list[dict[str, Any]]:
     """The playbook's tasks for a new case, due at their offsets from receipt."""
     return [
         {
@@ -28,7 +26,7 @@ def task_rows(
             "task": t.id,
             "title": t.title,
             "role": t.role,
-            "due_at": received_at + timedelta(seconds=t.due * time_scale),
+            "due_at": received_at + timedelta(seconds=t.due),
         }
         for t in playbook.tasks
     ]
@@ -48,7 +46,7 @@ async def apply_work(session: AsyncSession, case: Case, plan: Plan, roster: Rost
             for t in tasks
         ),
     )
-    decision = next_work(view, plan.playbook, roster, now, plan.time_scale)
+    decision = next_work(view, plan.playbook, roster, now)
     facts = PageFacts(case.ref, case.risk_level, case.region)
     rows = []
     for notice in decision.notices:

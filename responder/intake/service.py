@@ -76,10 +76,8 @@ class Intake:
         playbooks: Sequence[Playbook],
         integration_ids: Mapping[str, int],
         clock: Clock,
-        time_scale: float = 1.0,
     ) -> None:
         self.db, self.playbooks, self.integration_ids, self.clock = db, playbooks, integration_ids, clock
-        self.time_scale = time_scale
 
     async def receive(
         self, integration: str, webhook_id: str, alert: Alert, first: FirstStep | None = None
@@ -172,7 +170,7 @@ class Intake:
 
     def _tasks(self, case: Case) -> list[dict[str, Any]]:
         playbook = next(p for p in self.playbooks if p.name == case.playbook)
-        return task_rows(case.id, playbook, case.received_at, self.time_scale)
+        return task_rows(case.id, playbook, case.received_at)
 
     async def _follow_up(
         self, integration: str, integration_id: int, webhook_id: str, alert: Alert

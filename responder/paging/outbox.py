@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from responder.clock import Clock
+from responder.clock import Clock, SystemClock
 from responder.domain import PageState
 from responder.logging import get_logger
 from responder.metrics import (
@@ -119,6 +119,7 @@ class Outbox:
         flood: FloodRule | None = None,
         lease_s: float | None = None,
         outage_notice_s: float = OUTAGE_NOTICE_AFTER_S,
+        lease_clock: Clock | None = None,
     ) -> None:
         self.db, self.gateway, self.roster, self.links = db, gateway, roster, links
         self.flood = flood or FloodRule(0, 60, 10)
@@ -126,6 +127,13 @@ class Outbox:
         # whose lease ran out (a process that died) go back to the queue: never a live one's.
         self.owner = new_id()
         self.lease_s = lease_s or max(2 * gateway.timeout_s, 6.0)
+        # Leases are wall time, whatever the case clock (`clock`) is: a lease says the process is
+        # alive, it is renewed by a periodic job every lease_s / 3 wall seconds, and it must outlast
+        # a Twilio request, whose deadline is wall seconds. On the demo's scaled clock a lease in case
+        # time would run out 20 times too soon, and a test's ManualClock jumping 5 minutes would end
+        # every live lease at once (and send its claims again). So renewals, expiries and the orphan
+        # check all read `lease_clock` (the system clock); nothing compares them with case times.
+        self.lease_clock = lease_clock or SystemClock()
         self.public_url, self.clock, self.on_failure, self.on_retry = public_url, clock, on_failure, on_retry
         self._running = self._again = self._stopped = False
         self._tasks: set[asyncio.Task[None]] = set()  # the drain loop
@@ -197,6 +205,10 @@ class Outbox:
                 await asyncio.sleep(min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))  # back off, then again
         return []
 
+    def in_flight(self) -> set[asyncio.Task[None]]:
+        """The drain loop and the sends under way."""
+        return self._tasks | self._sending
+
     async def flush(self) -> None:
         """Send everything due now and wait for the answers (tools and benchmarks; the service kicks)."""
         self.kick()
@@ -228,7 +240,7 @@ class Outbox:
 
     async def renew_lease(self) -> None:
         """Say this process is alive and still owns its claims, for another `lease_s`."""
-        now = self.clock.now()
+        now = self.lease_clock.now()
         expires = now + timedelta(seconds=self.lease_s)
         async with self.db.engine.begin() as conn:
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -258,8 +270,8 @@ class Outbox:
     async def reclaim_orphans(self) -> tuple[int, datetime | None]:
         """Claims of owners whose lease ran out (they died mid-send) go back to pending: sent again,
         never lost. A live owner's claims, however old, are left alone. Returns how many came back,
-        and when the next other owner holding claims will run out of lease (look again then)."""
-        now = self.clock.now()
+        and when (on `lease_clock`) the next other owner holding claims runs out of lease."""
+        now = self.lease_clock.now()
         alive = select(col(OutboxLease.owner)).where(col(OutboxLease.expires_at) > now)
         claimers = select(col(Page.claimed_by)).where(col(Page.status) == CLAIMED)
         async with self.db.engine.begin() as conn:
@@ -269,7 +281,7 @@ class Outbox:
                     col(Page.status) == CLAIMED,
                     or_(col(Page.claimed_by).is_(None), col(Page.claimed_by).not_in(alive)),
                 )
-                .values(status=PENDING, claimed_by=None, updated_at=now)
+                .values(status=PENDING, claimed_by=None, updated_at=self.clock.now())
             )
             next_expiry = (
                 await conn.execute(
