@@ -35,6 +35,7 @@ from responder.paging.links import LinkSigner
 from responder.paging.messages import PageFacts, combined_sms, language_of, page_sms, sms_line
 from responder.paging.throttle import FloodRule, Outgoing, PhoneUsage, SendPlan, plan_sends
 from responder.paging.twilio_client import SendFailed, Sent, TwilioGateway
+from responder.store.batch import Batcher
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, OutboxLease, Page, PhoneLimitNotice
 from responder.store.queries import (
@@ -138,6 +139,7 @@ class Outbox:
         self._running = self._again = self._stopped = False
         self._tasks: set[asyncio.Task[None]] = set()  # the drain loop
         self._sending: set[asyncio.Task[None]] = set()  # one per page in flight to Twilio
+        self._results: Batcher[Outcome, list[tuple[Claimed, SendFailed]]] = Batcher(self._record_batch)
         self._slot_freed = asyncio.Event()
         self.outage_notice = timedelta(seconds=outage_notice_s)
         self._outage_since: datetime | None = None
@@ -187,10 +189,17 @@ class Outbox:
 
     async def _send_and_record(self, claimed: Claimed) -> None:
         outcome = await self._send(claimed)
-        given_up = await self._record_retrying([outcome])
+        # Twilio's answers are group-committed: those that came while one batch was written share the
+        # next transaction (each send still waits for its own to commit before it counts as done).
+        given_up = await self._results.submit(outcome)
         await self._note_provider(outcome)
         for item, exc in given_up:
             await self.on_failure(item.case_id, item.page_id, f"send failed: {exc.reason[:80]}", exc.code)
+
+    async def _record_batch(self, outcomes: Sequence[Outcome]) -> list[list[tuple[Claimed, SendFailed]]]:
+        """Record a batch of answers; for each, the pages given up on (its riders' included)."""
+        given_up = await self._record_retrying(outcomes)
+        return [[g for g in given_up if g[0] in (lead, *lead.riders)] for lead, _ in outcomes]
 
     async def _record_retrying(self, outcomes: Sequence[Outcome]) -> list[tuple[Claimed, SendFailed]]:
         """Twilio has answered: its answer must be written, even if the database is briefly away (else
@@ -600,7 +609,7 @@ class Outbox:
                         PAGES_SENT.labels(claimed.channel, claimed.purpose).inc()
                         if (event := await _mark_sent(conn, claimed, result, now)) is not None:
                             events.append(event)
-                        log.info(
+                        log.debug(  # the alert's one line at info says what step 0 paged
                             "page_sent",
                             case_id=claimed.case_id,
                             page_id=claimed.page_id,
