@@ -415,6 +415,8 @@ class Outbox:
             usage = await _phone_usage(session, {p.person_id for p in due}, now, self.flood)
             plan = plan_sends(due, usage, self.flood, now)
             await self._hold(session, plan, by_id, now)
+            if plan.held:  # wake for the first of them (not the next sweep)
+                self.on_retry(min(plan.held.values()))
             return caseless + [
                 self._claim_combined(by_id, lead, plan.carried.get(lead, []), now) for lead in plan.send
             ]
