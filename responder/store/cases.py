@@ -33,7 +33,9 @@ async def load_case(db: Database, case_id: str) -> CaseRecord:
         pages = (
             (
                 await session.execute(
-                    select(Page).where(col(Page.case_id) == case_id).order_by(col(Page.created_at), col(Page.id))
+                    select(Page)
+                    .where(col(Page.case_id) == case_id)
+                    .order_by(col(Page.created_at), col(Page.id))
                 )
             )
             .scalars()
