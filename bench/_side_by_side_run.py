@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sys
 import tempfile
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from _engine_common import profiling
 from _harness import StampedRequests, environment, free_port, migrate, new_simulator, serving, wait_ready
 from _measure import CpuSplit, log_problems, read_proc, summary_ms
 from intake_latency import (
@@ -49,6 +51,9 @@ WARM_UP_WAIT_S = 10.0
 # Then the service's CPU while idle (its timers, its background loops), so that what the
 # CPU per alert owes to them shows. Long enough for /proc's 10 ms ticks to read it to 0.5% of a core.
 IDLE_S = 2.0
+# BENCH_PY_SPY_DIR=dir: `py-spy record` each service over the measured window only (collapsed stacks,
+# one file per service and rate), to see where its CPU per alert goes.
+PROFILE_DIR = Path(os.environ["BENCH_PY_SPY_DIR"]) if os.environ.get("BENCH_PY_SPY_DIR") else None
 
 
 @dataclass(frozen=True)
@@ -122,12 +127,13 @@ async def measure(
         await asyncio.sleep(IDLE_S)
         idle_cpu_s = read_proc(pid).cpu_s - idle_from_s
         cpu = CpuSplit.start(pid)
-        posted = await send_on_timetable(http, url, maker, plan.rate_per_s, plan.seconds)
-        accepted = [p for p in posted if p.status == 202 and p.case_id]
-        last_sent_s = max((p.sent_s for p in posted), default=time.perf_counter())
-        done = await wait_for_work(sim, before + len(accepted), last_sent_s + plan.settle_s)
-        work_s = time.perf_counter() - cpu.wall_s
-        split = cpu.stop()
+        with profiling(pid, PROFILE_DIR, f"{plan.service}-{plan.rate_per_s:g}"):
+            posted = await send_on_timetable(http, url, maker, plan.rate_per_s, plan.seconds)
+            accepted = [p for p in posted if p.status == 202 and p.case_id]
+            last_sent_s = max((p.sent_s for p in posted), default=time.perf_counter())
+            done = await wait_for_work(sim, before + len(accepted), last_sent_s + plan.settle_s)
+            work_s = time.perf_counter() - cpu.wall_s
+            split = cpu.stop()
         # Read after the window: these lookups are the benchmark's, not the T+0 work measured.
         refs = await fetch_refs(http, url, [p.case_id for p in accepted if p.case_id])
     watch = PageWatch(requests, accepted, refs)

@@ -25,7 +25,7 @@ from responder.logging import get_logger
 from responder.oncall.roster import Roster
 from responder.paging import inbound
 from responder.paging.messages import PageFacts
-from responder.paging.outbox import Claimed
+from responder.paging.outbox import Claimed, NewPages
 from responder.store.db import Database
 from responder.store.models import Case, Page
 from responder.store.queries import ACKNOWLEDGED, insert_page_rows
@@ -54,6 +54,7 @@ class _FirstPages:
         self._engine = engine
         self.step: StepZero | None = None
         self._claimed: list[Claimed] = []
+        self._hop: NewPages | None = None
 
     def decide(self, case: Case, integration: str, now: datetime) -> list[dict[str, Any]]:
         self.step = self._engine.step_zero(case, integration, now)
@@ -70,8 +71,19 @@ class _FirstPages:
         if len(self._claimed) < len(self.step.pages):
             self._claimed = []  # left pending (flood rule, no free slot): the drain sends them
 
+    def hop(self, case: Case, now: datetime) -> NewPages | None:
+        """The pages for a one-hop intake on SQLite (None: no outbox, take the other path)."""
+        assert self.step is not None
+        outbox = self._engine.outbox
+        if outbox is None:
+            return None
+        self._hop = outbox.hop(self.step.pages, PageFacts(case.ref, case.risk_level, case.region), now)
+        return self._hop
+
     def sent(self) -> None:
         assert self.step is not None
+        if self._hop is not None:
+            self._claimed = self._hop.claimed() if self._hop.took else []
         outbox = self._engine.outbox
         if outbox is not None:
             if self._claimed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from responder.engine.playbook import AlertFacts, Playbook
 from responder.engine.work import task_rows
 from responder.errors import NotFound
 from responder.intake.schema import Alert
+from responder.store import onehop
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, CaseTask, Delivery
 from responder.store.queries import INSERT_EVENT, add_event, event_row, new_id
@@ -27,6 +29,9 @@ REF_ALPHABET = "ACDEFHJKMNPRTUVWXY34679"
 REF_LENGTH = 5
 _INSERT_CASE = insert(Case)
 _INSERT_TASKS = insert(CaseTask)
+_CASE_ROW = onehop.Prepared(Case)
+_EVENT_ROW = onehop.Prepared(CaseEvent)
+_TASK_ROW = onehop.Prepared(CaseTask)
 _RISK_PRIORITY = {"imminent": 0, "high": 2, "medium": 4, "low": 6}
 
 
@@ -40,6 +45,15 @@ class FirstStep(Protocol):
     async def write(self, conn: AsyncConnection, case: Case, now: datetime) -> None:
         """Write step 0's pages, in the transaction that stores the case."""
         ...
+
+    def hop(self, case: Case, now: datetime) -> PagesWriter | None:
+        """On SQLite: step 0's pages, to be written on the database thread in the intake's one hop
+        (None: use write() instead)."""
+        ...
+
+
+class PagesWriter(Protocol):
+    def write(self, db: sqlite3.Connection) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,8 @@ class Intake:
     ) -> IntakeResult:
         """Insert first and look for a repeat only when the unique key says so (repeats are rare)."""
         try:
+            if self.db.is_sqlite:
+                return await self._new_in_one_hop(integration, integration_id, alert, first)
             async with self.db.engine.begin() as conn:
                 case = self._build(integration, integration_id, alert)
                 events = [self._received(integration, case, alert)]
@@ -124,6 +140,36 @@ class Intake:
             if existing is None:
                 raise  # a clash of case references: receive() tries again with a new one
             return IntakeResult(existing.id, existing.status, duplicate=True)
+
+    async def _new_in_one_hop(
+        self, integration: str, integration_id: int, alert: Alert, first: FirstStep | None
+    ) -> IntakeResult:
+        """The same transaction on SQLite, in one hop to the database thread (store/onehop.py)."""
+        case = self._build(integration, integration_id, alert)
+        events = [self._received(integration, case, alert)]
+        if first is not None:
+            events += first.decide(case, integration, case.received_at)
+        row, tasks = case.model_dump(), self._tasks(case)
+        pages = first.hop(case, case.received_at) if first is not None else None
+
+        def write(db: sqlite3.Connection) -> None:
+            _CASE_ROW.run(db, [row])
+            _EVENT_ROW.run(db, events)
+            _TASK_ROW.run(db, tasks)
+            if pages is not None:
+                pages.write(db)
+
+        async with self.db.engine.connect() as conn:
+            if pages is None and first is not None:  # no outbox: the pages go in through SQLAlchemy
+                async with conn.begin():
+                    await conn.execute(_INSERT_CASE, [row])
+                    await conn.execute(INSERT_EVENT, events)
+                    if tasks:
+                        await conn.execute(_INSERT_TASKS, tasks)
+                    await first.write(conn, case, case.received_at)
+            else:
+                await onehop.transaction(conn, write)
+        return IntakeResult(case.id, case.status, duplicate=False)
 
     def _build(self, integration: str, integration_id: int, alert: Alert) -> Case:
         now = self.clock.now()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -35,6 +37,7 @@ from responder.paging.links import LinkSigner
 from responder.paging.messages import PageFacts, combined_sms, language_of, page_sms, sms_line
 from responder.paging.throttle import FloodRule, Outgoing, PhoneUsage, SendPlan, plan_sends
 from responder.paging.twilio_client import SendFailed, Sent, TwilioGateway
+from responder.store import onehop
 from responder.store.batch import Batcher
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, OutboxLease, Page, PhoneLimitNotice
@@ -102,6 +105,45 @@ class Claimed:
 
 
 Outcome = tuple[Claimed, Sent | SendFailed]
+_INSERT_PAGE = onehop.Prepared(Page, or_ignore=True)
+# _phone_usage's count, for the one-hop intake: only placeholders ("?") are put in for {marks}.
+_COUNT_SENT = (
+    "SELECT person_id, COUNT(DISTINCT COALESCE(twilio_sid, id)) FROM page"
+    " WHERE sent_at >= ? AND person_id IN ({marks}) GROUP BY person_id"
+)
+
+
+@dataclass
+class NewPages:
+    """Step 0's pages, for a one-hop intake on SQLite: claimed for this outbox when the flood rule
+    sends each of them now and a send slot is free for each, else pending for the drain."""
+
+    pending: list[dict[str, Any]]
+    claimed_rows: list[dict[str, Any]]
+    slots_free: bool
+    limit: int  # the flood limit (0: off)
+    since: datetime  # the start of its window
+    took: bool = False  # written claimed: start() them once the transaction has committed
+
+    def write(self, db: sqlite3.Connection) -> None:
+        """On the database thread, in the intake's transaction."""
+        self.took = self.slots_free and self._under_limit(db)
+        _INSERT_PAGE.run(db, self.claimed_rows if self.took else self.pending)
+
+    def claimed(self) -> list[Claimed]:
+        return [
+            Claimed(r["id"], r["case_id"], r["person_id"], r["channel"], r["purpose"], r["body"], 1)
+            for r in self.claimed_rows
+        ]
+
+    def _under_limit(self, db: sqlite3.Connection) -> bool:
+        """Each person's count in the window (a combined SMS counts once) leaves room for these."""
+        if not self.limit or not self.pending:
+            return True
+        wanted = Counter(r["person_id"] for r in self.pending)
+        sql = _COUNT_SENT.replace("{marks}", ", ".join("?" for _ in wanted))
+        sent = dict(db.execute(sql, (onehop.bind(UTCDateTime(), self.since), *wanted)).fetchall())
+        return all(sent.get(person, 0) + n <= self.limit for person, n in wanted.items())
 
 
 class Outbox:
@@ -562,6 +604,28 @@ class Outbox:
             )
         await insert_page_rows(conn, rows)
         return claimed
+
+    def hop(self, rows: list[dict[str, Any]], facts: PageFacts, now: datetime) -> NewPages:
+        """take_new() for SQLite's one-hop intake (store/onehop.py): the same choice, made on the
+        database thread inside the intake's transaction by `NewPages.write`."""
+        free = MAX_IN_FLIGHT - len(self._sending)
+        claimed_rows = []
+        for row in rows:
+            body = self._text(
+                row["id"], row["person_id"], row["channel"], row["purpose"], row["body"], facts, now
+            )
+            claimed_rows.append(
+                {
+                    **row,
+                    "status": CLAIMED,
+                    "claimed_by": self.owner,
+                    "claimed_at": now,
+                    "attempts": 1,
+                    "body": body,
+                }
+            )
+        since = now - timedelta(seconds=self.flood.window_s)
+        return NewPages(rows, claimed_rows, not self._stopped and len(rows) <= free, self.flood.limit, since)
 
     def start(self, claimed: Sequence[Claimed]) -> None:
         """Send pages `take_new` claimed, now that their transaction committed."""

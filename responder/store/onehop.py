@@ -1,0 +1,90 @@
+"""SQLite: a whole transaction in one hop to the database thread.
+
+Through SQLAlchemy's aiosqlite adapter every statement costs three or four hops between the event loop
+and aiosqlite's thread (a cursor, the execute, the rows, the close), and each hop is a handover of the
+GIL: on the intake's transaction (begin, the case, its events, its tasks, the flood count, the pages,
+commit) they were the largest single cost of an alert. Here the statements are compiled once with
+SQLAlchemy (its SQL and its column types' own bind processing), and the transaction runs as one
+function on aiosqlite's thread against its sqlite3 connection: one hop in, one hop out.
+
+It uses two private names of aiosqlite (`Connection._execute`, `Connection._conn`), pinned with
+aiosqlite's version in pyproject.toml and exercised by every intake on SQLite in the suite.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Table, insert
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import SQLModel
+
+Result = TypeVar("Result")
+_DIALECT = sqlite.dialect()
+
+
+class Prepared:
+    """An INSERT into `model`'s table compiled once for SQLite: the SQL, and each row's values in its order,
+    bind-processed by the columns' own types (UTC datetimes, JSON, booleans). A value missing from a
+    row takes its column's scalar default, else NULL."""
+
+    def __init__(self, model: type[SQLModel], or_ignore: bool = False) -> None:
+        table: Table = model.__table__  # type: ignore[attr-defined]
+        columns = [c for c in table.columns if not (c.primary_key and c.autoincrement is True)]
+        statement = insert(table).prefix_with("OR IGNORE") if or_ignore else insert(table)
+        compiled = statement.compile(dialect=_DIALECT, column_keys=[c.key for c in columns])
+        self.sql = str(compiled)
+        by_name = {c.key: c for c in columns}
+        self._steps: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
+        for name in compiled.positiontup or ():
+            column = by_name[name]
+            scalar = column.default is not None and column.default.is_scalar
+            default = getattr(column.default, "arg", None) if scalar else None
+            self._steps.append((name, default, column.type.bind_processor(_DIALECT)))
+
+    def params(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for name, default, process in self._steps:
+            value = row.get(name, default)
+            values.append(process(value) if process is not None and value is not None else value)
+        return tuple(values)
+
+    def run(self, db: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            db.executemany(self.sql, [self.params(row) for row in rows])
+
+
+def bind(type_: Any, value: Any) -> Any:
+    """A value as a column of `type_` stores it on SQLite (for a parameter of hand-written SQL)."""
+    process = type_.bind_processor(_DIALECT)
+    return process(value) if process is not None else value
+
+
+async def transaction(conn: AsyncConnection, work: Callable[[sqlite3.Connection], Result]) -> Result:
+    """Run `work` on the connection's aiosqlite thread between BEGIN IMMEDIATE and COMMIT (ROLLBACK if
+    it raises): one hop. A constraint it breaks raises SQLAlchemy's IntegrityError, as a statement
+    through SQLAlchemy would (the parameters are never in its text)."""
+    raw = await conn.get_raw_connection()
+    aio = raw.driver_connection
+    assert aio is not None
+
+    def in_thread() -> Result:
+        db: sqlite3.Connection = aio._conn
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    try:
+        result: Result = await aio._execute(in_thread)
+    except sqlite3.IntegrityError as exc:
+        raise IntegrityError("one-hop transaction", None, exc, hide_parameters=True) from None
+    return result
