@@ -8,8 +8,8 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -67,28 +67,50 @@ def system_busy_s() -> float:
 
 @dataclass(frozen=True)
 class CpuSplit:
-    """Who used the machine's CPU since ``start()``: the service, this process, and everything else."""
+    """Who used the machine's CPU since ``start()``: the service (one process or several), the
+    processes named in ``meters``, this process, and everything else."""
 
-    pid: int
+    pids: tuple[int, ...]
     service_s: float
     own_s: float
     busy_s: float
     wall_s: float
+    # name → a reading of the CPU seconds used so far by other processes of the set-up (a proxy, the
+    # database's backends), so that they are not counted as the machine's noise; and their readings.
+    meters: Mapping[str, Callable[[], float]] = field(default_factory=dict)
+    metered_s: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, pid: int) -> CpuSplit:
-        return cls(pid, read_proc(pid).cpu_s, time.process_time(), system_busy_s(), time.perf_counter())
+    def start(cls, *pids: int, meters: Mapping[str, Callable[[], float]] | None = None) -> CpuSplit:
+        meters = meters or {}
+        return cls(
+            pids,
+            services_cpu_s(pids),
+            time.process_time(),
+            system_busy_s(),
+            time.perf_counter(),
+            meters,
+            {name: read() for name, read in meters.items()},
+        )
 
     def stop(self) -> dict[str, float]:
-        service_s = read_proc(self.pid).cpu_s - self.service_s
+        service_s = services_cpu_s(self.pids) - self.service_s
         own_s = time.process_time() - self.own_s
+        metered = {f"{name}_cpu_s": read() - self.metered_s[name] for name, read in self.meters.items()}
+        busy_s = system_busy_s() - self.busy_s
         return {
             "wall_s": time.perf_counter() - self.wall_s,
             "service_cpu_s": service_s,
             "bench_process_cpu_s": own_s,
+            **metered,
             # Other work sharing the cores (another test run...) skews every figure: show it.
-            "other_cpu_s": system_busy_s() - self.busy_s - service_s - own_s,
+            "other_cpu_s": busy_s - service_s - own_s - sum(metered.values()),
+            "machine_cpu_s": busy_s,
         }
+
+
+def services_cpu_s(pids: Sequence[int]) -> float:
+    return sum(read_proc(pid).cpu_s for pid in pids)
 
 
 class RssSampler:

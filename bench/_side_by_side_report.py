@@ -12,7 +12,8 @@ from _side_by_side_run import PAGED, SERVICES
 
 Run = dict[str, Any]
 # measure, how to read it from one run, unit
-MEASURES: tuple[tuple[str, Callable[[Run], float], str], ...] = (
+Measure = tuple[str, Callable[[Run], float], str]
+MEASURES: tuple[Measure, ...] = (
     ("first page p50", lambda r: r["first_page"]["p50_ms"], " ms"),
     ("first page p99", lambda r: r["first_page"]["p99_ms"], " ms"),
     ("CPU per alert", lambda r: r["cpu_ms_per_alert"], " ms"),
@@ -41,7 +42,7 @@ def spread(values: Sequence[float | None], unit: str) -> str:
 
 
 def ratios(pairs: Sequence[tuple[float | None, float | None]]) -> list[float]:
-    """responder / baseline of each interleaved pair (both finite and the baseline's not 0)."""
+    """First / second of each interleaved pair (responder / baseline; both finite, the second not 0)."""
     return [
         r / b
         for r, b in pairs
@@ -121,9 +122,11 @@ def sustained_ratio(ours: float | None, theirs: float | None, rates: Sequence[fl
     return f"< {high:.2f}" if low == 0 else f"{low:.2f} to < {high:.2f}"
 
 
-def rate_rows(ours: Sequence[Run], theirs: Sequence[Run], rate: float, drain_s: float) -> list[str]:
+def rate_rows(
+    ours: Sequence[Run], theirs: Sequence[Run], rate: float, drain_s: float, measures: Sequence[Measure]
+) -> list[str]:
     rows = []
-    for name, read, unit in MEASURES:
+    for name, read, unit in measures:
         pairs = list(zip(map(read, ours), map(read, theirs), strict=False))
         shown = spread([read(r) for r in ours], unit), spread([read(r) for r in theirs], unit)
         rows.append(f"| {name} | {rate:g}/s | {shown[0]} | {shown[1]} | {ratio_cell(pairs)} |")
@@ -133,18 +136,27 @@ def rate_rows(ours: Sequence[Run], theirs: Sequence[Run], rate: float, drain_s: 
     return rows
 
 
-def table(runs: Sequence[Run], rates: Sequence[float], drain_s: float) -> list[str]:
+def table(
+    runs: Sequence[Run],
+    rates: Sequence[float],
+    drain_s: float,
+    sides: Sequence[str] = SERVICES,
+    measures: Sequence[Measure] = MEASURES,
+) -> list[str]:
+    """One row per measure and rate: ``sides[0]``, ``sides[1]`` and their ratio; then the sustained
+    rate, the idle CPU and the machine's noise."""
     cells = grouped(runs)
-    lines = ["| measure | offered | responder | baseline | responder / baseline |", "|---|---|---|---|---|"]
+    first, second = sides
+    lines = [f"| measure | offered | {first} | {second} | {first} / {second} |", "|---|---|---|---|---|"]
     for rate in rates:
-        lines += rate_rows(cells[rate, "responder"], cells[rate, "baseline"], rate, drain_s)
-    ours, theirs = (highest_kept_up(cells, rates, service) for service in SERVICES)
+        lines += rate_rows(cells[rate, first], cells[rate, second], rate, drain_s, measures)
+    ours, theirs = (highest_kept_up(cells, rates, service) for service in sides)
     shown = [", ".join(sustained_text(v, rates) for v in side) for side in (ours, theirs)]
     ratio = ", ".join(dict.fromkeys(sustained_ratio(r, b, rates) for r, b in zip(ours, theirs, strict=False)))
     lines.append(f"| sustained alerts/s (highest rate kept up) | | {shown[0]} | {shown[1]} | {ratio} |")
-    idle = [spread([r["idle_cpu_ms_per_s"] for r in runs if r["service"] == s], " ms") for s in SERVICES]
+    idle = [spread([r["idle_cpu_ms_per_s"] for r in runs if r["service"] == s], " ms") for s in sides]
     lines.append(f"| CPU per second while idle, before the load | | {idle[0]} | {idle[1]} | |")
-    other = [spread([r["cpu"]["other_cpu_s"] for r in runs if r["service"] == s], " s") for s in SERVICES]
+    other = [spread([r["cpu"]["other_cpu_s"] for r in runs if r["service"] == s], " s") for s in sides]
     lines.append(f"| other processes' CPU per run (machine noise) | | {other[0]} | {other[1]} | |")
     return lines
 

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import aiohttp
 from _engine_common import profiling
 from _harness import StampedRequests, environment, free_port, migrate, new_simulator, serving, wait_ready
-from _measure import CpuSplit, log_problems, read_proc, summary_ms
+from _measure import CpuSplit, log_problems, services_cpu_s, summary_ms
 from intake_latency import (
     REQUEST_TIMEOUT_S,
     AlertMaker,
@@ -88,7 +89,7 @@ async def run_once(plan: RunPlan, maker: AlertMaker) -> dict[str, Any]:
                 await asyncio.to_thread(migrate, env)  # the baseline makes its own tables
             with serving(env, port, log_path, program_of(plan, db_path)) as process:
                 await wait_ready(url, process, log_path)
-                result = await measure(plan, maker, url, process.pid, sim, requests)
+                result = await measure(plan, maker, url, [process.pid], sim, requests)
             result["service_log_problems"] = log_problems(log_path)
     finally:
         await sim.stop()
@@ -113,21 +114,28 @@ async def wait_for_work(sim: PhoneSimulator, alerts: int, until_s: float) -> boo
 
 
 async def measure(
-    plan: RunPlan, maker: AlertMaker, url: str, pid: int, sim: PhoneSimulator, requests: StampedRequests
+    plan: RunPlan,
+    maker: AlertMaker,
+    url: str,
+    pids: Sequence[int],
+    sim: PhoneSimulator,
+    requests: StampedRequests,
+    meters: Mapping[str, Callable[[], float]] | None = None,
 ) -> dict[str, Any]:
     """Warm up, idle, then send on the timetable; the CPU window runs from the first measured send
-    until the last callback."""
+    until the last callback. ``pids``: the service's processes (their CPU is summed); ``meters``:
+    CPU readings of the set-up's other processes (CpuSplit)."""
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         warm = [await post_alert(http, url, maker) for _ in range(WARM_UP_ALERTS)]
         before = sum(p.status == 202 for p in warm)
         await wait_for_work(sim, before, time.perf_counter() + WARM_UP_WAIT_S)
-        idle_from_s = read_proc(pid).cpu_s
+        idle_from_s = services_cpu_s(pids)
         await asyncio.sleep(IDLE_S)
-        idle_cpu_s = read_proc(pid).cpu_s - idle_from_s
-        cpu = CpuSplit.start(pid)
-        with profiling(pid, PROFILE_DIR, f"{plan.service}-{plan.rate_per_s:g}"):
+        idle_cpu_s = services_cpu_s(pids) - idle_from_s
+        cpu = CpuSplit.start(*pids, meters=meters)
+        with profiling(pids[0], PROFILE_DIR, f"{plan.service}-{plan.rate_per_s:g}"):
             posted = await send_on_timetable(http, url, maker, plan.rate_per_s, plan.seconds)
             accepted = [p for p in posted if p.status == 202 and p.case_id]
             last_sent_s = max((p.sent_s for p in posted), default=time.perf_counter())
