@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,9 +16,10 @@ from sqlmodel import col
 from responder.domain import PageState
 from responder.paging.failures import mark_failed
 from responder.paging.status import FAILED, RANK, is_machine, moves_forward, state_of
+from responder.store import onehop
 from responder.store.batch import Batcher
 from responder.store.db import Database
-from responder.store.models import Case, Page
+from responder.store.models import Case, CaseEvent, Page
 from responder.store.queries import INSERT_EVENT, OPEN, event_row, moved, rowcount
 from responder.store.types import UTCDateTime
 
@@ -61,6 +63,9 @@ _PROGRESS = {
     for to in (PageState.SENT, PageState.DELIVERED)
     for in_sequence in (False, True)
 }
+# The same for SQLite's one hop per batch (store/onehop.py).
+_PROGRESS_SQLITE = {key: onehop.Statement(statement) for key, statement in _PROGRESS.items()}
+_EVENT_ROW = onehop.Prepared(CaseEvent)
 
 
 @dataclass(frozen=True)
@@ -114,38 +119,58 @@ class StatusRecorder:
         return await self._progress.submit(_Progress(page_id, status, to, sequence, now))
 
     async def _write(self, batch: Sequence[_Progress]) -> list[StatusNews | None]:
+        if self._db.is_sqlite:
+            async with self._db.engine.connect() as conn:
+                return await onehop.transaction(conn, lambda db: _write_progress_in_thread(db, batch))
         async with self._db.engine.begin() as conn:
             return await _write_progress(conn, batch)
+
+
+def _progress_params(item: _Progress) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "page_id": item.page_id,
+        "rank": RANK[item.status],
+        "new_status": item.status,
+        "now": item.now,
+    }
+    if item.sequence is not None:
+        params["sequence"] = item.sequence
+    return params
+
+
+def _news_of(item: _Progress, row: Any, events: list[dict[str, Any]]) -> StatusNews | None:
+    """A progress update's news (None: it was no news); its timeline event goes into `events`."""
+    if row is None:
+        return None
+    case_id, person_id, channel = row
+    if item.status in ("delivered", "in-progress") and case_id is not None:
+        kind = "page_delivered" if item.status == "delivered" else "call_answered"
+        detail = {"page": item.page_id, "person": person_id, "channel": channel, "status": item.status}
+        events.append(event_row(case_id, kind, "twilio", item.now, detail))
+    return StatusNews(case_id, item.page_id, False, item.status)
+
+
+def _write_progress_in_thread(db: sqlite3.Connection, batch: Sequence[_Progress]) -> list[StatusNews | None]:
+    """_write_progress on SQLite's database thread: the whole batch in one hop."""
+    results: list[StatusNews | None] = []
+    events: list[dict[str, Any]] = []
+    for item in batch:
+        statement = _PROGRESS_SQLITE[item.to, item.sequence is not None]
+        row = db.execute(statement.sql, statement.params(_progress_params(item))).fetchone()
+        results.append(_news_of(item, row, events))
+    _EVENT_ROW.run(db, events)
+    return results
 
 
 async def _write_progress(conn: AsyncConnection, batch: Sequence[_Progress]) -> list[StatusNews | None]:
     """The common case: one conditional UPDATE per callback (the busiest write path), their events in
     one insert."""
     results: list[StatusNews | None] = []
-    events = []
+    events: list[dict[str, Any]] = []
     for item in batch:
-        params: dict[str, Any] = {
-            "page_id": item.page_id,
-            "rank": RANK[item.status],
-            "new_status": item.status,
-            "now": item.now,
-        }
-        if item.sequence is not None:
-            params["sequence"] = item.sequence
-        row = (await conn.execute(_PROGRESS[item.to, item.sequence is not None], params)).first()
-        if row is None:
-            results.append(None)
-            continue
-        if item.status in ("delivered", "in-progress") and row.case_id is not None:
-            kind = "page_delivered" if item.status == "delivered" else "call_answered"
-            detail = {
-                "page": item.page_id,
-                "person": row.person_id,
-                "channel": row.channel,
-                "status": item.status,
-            }
-            events.append(event_row(row.case_id, kind, "twilio", item.now, {**detail, "status": item.status}))
-        results.append(StatusNews(row.case_id, item.page_id, False, item.status))
+        statement = _PROGRESS[item.to, item.sequence is not None]
+        row = (await conn.execute(statement, _progress_params(item))).first()
+        results.append(_news_of(item, tuple(row) if row is not None else None, events))
     if events:
         await conn.execute(INSERT_EVENT, events)
     return results

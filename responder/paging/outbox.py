@@ -106,6 +106,8 @@ class Claimed:
 
 Outcome = tuple[Claimed, Sent | SendFailed]
 _INSERT_PAGE = onehop.Prepared(Page, or_ignore=True)
+_INSERT_EVENT = onehop.Prepared(CaseEvent)
+_MARK_SENT_SQLITE = onehop.Statement(_MARK_SENT)
 # _phone_usage's count, for the one-hop intake: only placeholders ("?") are put in for {marks}.
 _COUNT_SENT = (
     "SELECT person_id, COUNT(DISTINCT COALESCE(twilio_sid, id)) FROM page"
@@ -668,19 +670,26 @@ class Outbox:
         """Write every send's result; returns the pages given up on (the chain must move on)."""
         now, events = self.clock.now(), []
         given_up: list[tuple[Claimed, SendFailed]] = []
+        if self.db.is_sqlite and all(isinstance(result, Sent) for _, result in outcomes):
+            # The common case, on SQLite: the whole batch in one hop to the database thread.
+            sent = [
+                (claimed, result)
+                for lead, result in outcomes
+                if isinstance(result, Sent)
+                for claimed in (lead, *lead.riders)
+            ]
+            async with self.db.engine.connect() as conn:
+                await onehop.transaction(conn, lambda db: _mark_sent_in_thread(db, sent, now))
+            for claimed, _ in sent:
+                _note_sent(claimed)
+            return given_up
         async with self.db.engine.begin() as conn:
             for lead, result in outcomes:
                 for claimed in (lead, *lead.riders):
                     if isinstance(result, Sent):
-                        PAGES_SENT.labels(claimed.channel, claimed.purpose).inc()
                         if (event := await _mark_sent(conn, claimed, result, now)) is not None:
                             events.append(event)
-                        log.debug(  # the alert's one line at info says what step 0 paged
-                            "page_sent",
-                            case_id=claimed.case_id,
-                            page_id=claimed.page_id,
-                            channel=claimed.channel,
-                        )
+                        _note_sent(claimed)
                         continue
                     retry_at = await _mark_failed(conn, claimed, result, now)
                     if retry_at is FAILED_FOR_GOOD:
@@ -692,13 +701,36 @@ class Outbox:
         return given_up
 
 
+def _note_sent(claimed: Claimed) -> None:
+    PAGES_SENT.labels(claimed.channel, claimed.purpose).inc()
+    log.debug(  # the alert's one line at info says what step 0 paged
+        "page_sent", case_id=claimed.case_id, page_id=claimed.page_id, channel=claimed.channel
+    )
+
+
+def _mark_sent_in_thread(db: sqlite3.Connection, sent: Sequence[tuple[Claimed, Sent]], now: datetime) -> None:
+    """_mark_sent for a batch, on SQLite's database thread (store/onehop.py)."""
+    events = []
+    for claimed, result in sent:
+        db.execute(_MARK_SENT_SQLITE.sql, _MARK_SENT_SQLITE.params(_sent_params(claimed, result, now)))
+        if (event := _sent_event(claimed, now)) is not None:
+            events.append(event)
+    _INSERT_EVENT.run(db, events)
+
+
+def _sent_params(claimed: Claimed, sent: Sent, now: datetime) -> dict[str, Any]:
+    return {"page_id": claimed.page_id, "sid": sent.sid, "now": now, "twilio_status": sent.status}
+
+
 async def _mark_sent(
     conn: AsyncConnection, claimed: Claimed, sent: Sent, now: datetime
 ) -> dict[str, Any] | None:
     """Twilio took it: the page is sent (unless a callback moved it on already); its timeline event."""
-    await conn.execute(
-        _MARK_SENT, {"page_id": claimed.page_id, "sid": sent.sid, "now": now, "twilio_status": sent.status}
-    )
+    await conn.execute(_MARK_SENT, _sent_params(claimed, sent, now))
+    return _sent_event(claimed, now)
+
+
+def _sent_event(claimed: Claimed, now: datetime) -> dict[str, Any] | None:
     if claimed.case_id is None:
         return None
     kind = "notice_sent" if claimed.purpose == "notice" else "page_sent"

@@ -58,6 +58,28 @@ class Prepared:
             db.executemany(self.sql, [self.params(row) for row in rows])
 
 
+class Statement:
+    """Any Core statement (an UPDATE ... RETURNING, say) compiled once for SQLite: `params(values)`
+    gives its positional parameters from the named ones, bind-processed, the statement's own
+    literal values included."""
+
+    def __init__(self, statement: Any) -> None:
+        self._compiled = statement.compile(dialect=_DIALECT)
+        self.sql = str(self._compiled)
+        if "POSTCOMPILE" in self.sql:
+            raise ValueError("a statement with an expanding IN cannot be compiled once")
+        processors = self._compiled._bind_processors
+        self._steps = [(name, processors.get(name)) for name in self._compiled.positiontup or ()]
+
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        named = self._compiled.construct_params(values)
+        out = []
+        for name, process in self._steps:
+            value = named[name]
+            out.append(process(value) if process is not None and value is not None else value)
+        return tuple(out)
+
+
 def bind(type_: Any, value: Any) -> Any:
     """A value as a column of `type_` stores it on SQLite (for a parameter of hand-written SQL)."""
     process = type_.bind_processor(_DIALECT)

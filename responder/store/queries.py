@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -101,8 +101,9 @@ _PAGE_DEFAULTS = {"tier": None, "step": None, "body": "", "twilio_sid": None}
 def moved(to: PageState) -> ColumnElement[str]:
     """A page's state after an UPDATE that moves it to `to`: there when domain.PAGE_MOVES allows the
     move from where it is, else where it was (SET status = this, in one statement, no read first)."""
-    sources = [state.value for state in moves_into(to)]
-    return sql_case((col(Page.status).in_(sources), to.value), else_=col(Page.status))
+    # Equalities, not IN: an IN list is expanded at execution, so it could not be compiled once.
+    allowed = or_(*(col(Page.status) == state.value for state in moves_into(to)))
+    return sql_case((allowed, to.value), else_=col(Page.status))
 
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:
