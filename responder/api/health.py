@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from responder.api.keys import DB
@@ -11,6 +9,7 @@ from responder.api.openapi import openapi_document
 from responder.errors import NotReady
 from responder.metrics import OPEN_CASES, exposition
 from responder.store.cases import count_open
+from responder.store.db import within
 
 routes = web.RouteTableDef()
 
@@ -29,8 +28,7 @@ async def readyz(request: web.Request) -> web.Response:
     db = request.app[DB]
     try:
         # A frozen database answers nothing at all: unready within a bound, not after it thaws.
-        async with asyncio.timeout(min(db.deadline_s, READY_DEADLINE_S)):
-            await db.ping()
+        await within(min(db.deadline_s, READY_DEADLINE_S), db.ping())
     except Exception as exc:
         raise NotReady(f"database: {type(exc).__name__}") from exc
     return web.json_response({"status": "ready"})

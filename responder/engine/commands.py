@@ -8,7 +8,6 @@ written in a handler.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -26,7 +25,7 @@ from responder.oncall.roster import Roster
 from responder.paging import inbound
 from responder.paging.messages import PageFacts
 from responder.paging.outbox import Claimed, NewPages
-from responder.store.db import Database
+from responder.store.db import Database, within
 from responder.store.models import Case, Page
 from responder.store.queries import ACKNOWLEDGED, insert_page_rows
 
@@ -123,8 +122,7 @@ class CaseCommands:
         """An alert from a platform, stored within `deadline_s` (past it: Unavailable, nothing lost:
         the platform resends, and a repeat is recognised), then acted on."""
         first = _FirstPages(self._engine)
-        async with asyncio.timeout(deadline_s):
-            result = await self._intake.receive(integration, webhook_id, alert, first)
+        result = await within(deadline_s, self._intake.receive(integration, webhook_id, alert, first))
         if first.step is not None and not result.duplicate:
             # Step 0 was done in the intake's transaction: its pages go to Twilio now, and the engine
             # wakes when the next step is due (it has nothing to do before).

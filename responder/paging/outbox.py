@@ -183,6 +183,8 @@ class Outbox:
         self._running = self._again = self._stopped = False
         self._tasks: set[asyncio.Task[None]] = set()  # the drain loop
         self._sending: set[asyncio.Task[None]] = set()  # one per page in flight to Twilio
+        self._sending_ids: set[str] = set()  # the pages those sends carry
+        self._idle_claims: set[str] = set()  # claims of ours no send carried, at the last look
         self._results: Batcher[Outcome, list[tuple[Claimed, SendFailed]]] = Batcher(self._record_batch)
         self._slot_freed = asyncio.Event()
         self.outage_notice = timedelta(seconds=outage_notice_s)
@@ -224,9 +226,12 @@ class Outbox:
     def _start_send(self, claimed: Claimed) -> None:
         task = asyncio.create_task(self._send_and_record(claimed))
         self._sending.add(task)
+        ids = [claimed.page_id, *(rider.page_id for rider in claimed.riders)]
+        self._sending_ids.update(ids)
 
         def done(finished: asyncio.Task[None]) -> None:
             self._sending.discard(finished)
+            self._sending_ids.difference_update(ids)
             self._slot_freed.set()
 
         task.add_done_callback(done)
@@ -313,8 +318,36 @@ class Outbox:
             return
         try:
             await self.renew_lease()
+            await self._requeue_strays()
         except Exception:
             log.exception("outbox_lease_renewal_failed")
+
+    async def _requeue_strays(self) -> None:
+        """Claims of this outbox that none of its sends carries go back to pending. A claim is made
+        in the transaction that writes it and its send starts once that commits; a caller cut short
+        between the two (a request past its deadline, say) would leave a claim that this live
+        process's lease keeps from everyone else, for ever. A claim counts as a stray only when two
+        runs of this job in a row (a third of a lease apart) saw it so."""
+        async with self.db.engine.begin() as conn:
+            mine = await conn.execute(
+                select(col(Page.id)).where(col(Page.status) == CLAIMED, col(Page.claimed_by) == self.owner)
+            )
+            idle = set(mine.scalars()) - self._sending_ids
+            strays = idle & self._idle_claims
+            if strays:
+                await conn.execute(
+                    update(Page)
+                    .where(
+                        col(Page.id).in_(sorted(strays)),
+                        col(Page.status) == CLAIMED,
+                        col(Page.claimed_by) == self.owner,
+                    )
+                    .values(status=PENDING, claimed_by=None, updated_at=self.clock.now())
+                )
+        self._idle_claims = idle - strays
+        if strays:
+            log.warning("outbox_strays_requeued", pages=len(strays))
+            self.kick()
 
     async def _end_lease(self) -> None:
         async with self.db.engine.begin() as conn:
