@@ -86,12 +86,9 @@ async def record_status(
     sequence: int | None,
     now: datetime,
 ) -> StatusNews | None:
-    """Apply one Twilio status callback at once; repeated or out-of-order ones change nothing."""
-    to = state_of(status)
-    if to is None or to is PageState.FAILED or answered_by:
-        return await _record_news(db, page_id, status, error_code, answered_by, sequence, now)
-    async with db.engine.begin() as conn:
-        return (await _write_progress(conn, [_Progress(page_id, status, to, sequence, now)]))[0]
+    """Apply one Twilio status callback (a fetched status, say) on its own; repeated or out-of-order
+    ones change nothing."""
+    return await StatusRecorder(db).record(page_id, status, error_code, answered_by, sequence, now)
 
 
 class StatusRecorder:
