@@ -22,7 +22,6 @@ from aiohttp.typedefs import Handler
 from responder.api.keys import DB, ENGINE
 from responder.app import build_app
 from responder.clock import Clock, Handle, ManualClock, loop_call_at
-from responder.logging import configure_logging
 from responder.oncall.config import load_schedules
 from responder.oncall.roster import Roster
 from responder.settings import ConfigFile, Settings, load_settings
@@ -209,9 +208,6 @@ async def start_service(
     sock = sock or bound_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = load_settings(environment(db_url, url, sim.url, **{**(extra_env or {}), **extra}))
-    # As `responder serve` does: the service's own processors, not structlog's default (which renders
-    # every exception with rich and its locals, seconds each on a busy machine, blocking the loop).
-    configure_logging(settings.env.log_format, settings.env.log_level)
     if migrate:
         db = Database(db_url)
         await upgrade(db)
