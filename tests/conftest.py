@@ -19,8 +19,8 @@ from tests.harness import ACCOUNT_SID, AUTH_TOKEN, SERVICE_NUMBER, Service, star
 def pytest_configure(config: pytest.Config) -> None:
     """The in-process services log through the service's own processors, as `responder serve` does
     (structlog's default renders every exception with rich and its locals: seconds each on a busy
-    machine, with the event loop blocked). Every level reaches them, so tests can wait on an event."""
-    configure_logging("json", "debug")
+    machine, with the event loop blocked). Info and up reach them, so tests can wait on an event."""
+    configure_logging("json", "info")
 
 
 PG_ADMIN_DSN = os.environ.get("RESPONDER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
