@@ -37,7 +37,7 @@ from _side_by_side_report import strict_json
 from _side_by_side_run import RunPlan
 from engine_load import service_version
 from intake_latency import AlertMaker
-from side_by_side import VOICE_MARGIN_S, VOICE_STEP_S, progress, rates
+from side_by_side import checked_args, progress, rates
 
 QUICK = {"rates": [5.0, 10.0], "seconds": 2.0, "repeats": 1, "settle": 10.0}
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"  # the tests' default (tests/conftest.py)
@@ -81,17 +81,7 @@ def parse_args() -> argparse.Namespace:
     )
     add("--quick", action="store_true", help="smoke run: --rates 5,10 --seconds 2 --repeats 1 --settle 10")
     add("--json", action="store_true", help="print every run as JSON instead of the table")
-    args = parser.parse_args()
-    if args.quick:
-        vars(args).update(QUICK)
-    if args.repeats < 1 or args.seconds <= 0 or args.drain < 0:
-        parser.error("--repeats must be at least 1, --seconds positive, --drain not negative")
-    if args.seconds + args.settle > VOICE_STEP_S - VOICE_MARGIN_S:
-        parser.error(
-            f"--seconds + --settle must stay under {VOICE_STEP_S - VOICE_MARGIN_S:g} s: at T+"
-            f"{VOICE_STEP_S:g} s responder calls, which would add work to the run's figures"
-        )
-    return args
+    return checked_args(parser, QUICK)
 
 
 def main() -> int:

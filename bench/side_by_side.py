@@ -95,15 +95,20 @@ def parse_args() -> argparse.Namespace:
     add("--alert", default=str(SAMPLES / "imminent-live-fr.json"), help="alert JSON template")
     add("--quick", action="store_true", help="smoke run: --rates 5,10 --seconds 2 --repeats 1 --settle 10")
     add("--json", action="store_true", help="print every run as JSON instead of the table")
+    return checked_args(parser, QUICK)
+
+
+def checked_args(parser: argparse.ArgumentParser, quick: dict[str, Any]) -> argparse.Namespace:
+    """Parse, apply --quick, and refuse runs that would reach responder's T+1 min call."""
     args = parser.parse_args()
     if args.quick:
-        vars(args).update(QUICK)
+        vars(args).update(quick)
     if args.repeats < 1 or args.seconds <= 0 or args.drain < 0:
         parser.error("--repeats must be at least 1, --seconds positive, --drain not negative")
     if args.seconds + args.settle > VOICE_STEP_S - VOICE_MARGIN_S:
         parser.error(
-            f"--seconds + --settle must stay under {VOICE_STEP_S - VOICE_MARGIN_S:g} s: responder calls "
-            f"at T+{VOICE_STEP_S:g} s, work the baseline never does"
+            f"--seconds + --settle must stay under {VOICE_STEP_S - VOICE_MARGIN_S:g} s: at T+"
+            f"{VOICE_STEP_S:g} s responder calls, which would add work to the run's figures"
         )
     return args
 
