@@ -8,6 +8,7 @@ same load generator (`intake_latency.send_on_timetable`); only the program start
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import sys
@@ -55,6 +56,9 @@ IDLE_S = 2.0
 # BENCH_PY_SPY_DIR=dir: `py-spy record` each service over the measured window only (collapsed stacks,
 # one file per service and rate), to see where its CPU per alert goes.
 PROFILE_DIR = Path(os.environ["BENCH_PY_SPY_DIR"]) if os.environ.get("BENCH_PY_SPY_DIR") else None
+# BENCH_DUMP_DIR=dir: each run's (seconds since its first send, first-page latency) per alert, as JSON,
+# to see whether the slow first pages cluster in time.
+DUMP_DIR = Path(os.environ["BENCH_DUMP_DIR"]) if os.environ.get("BENCH_DUMP_DIR") else None
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,13 @@ async def measure(
         refs = await fetch_refs(http, url, [p.case_id for p in accepted if p.case_id])
     watch = PageWatch(requests, accepted, refs)
     late = late_after(watch, last_sent_s + plan.drain_s)
+    if DUMP_DIR is not None:
+        start_s = posted[0].sent_s if posted else 0.0
+        first_s = watch.first_s
+        rows = sorted(
+            (sent_s - start_s, first_s.get(ref, math.inf) - sent_s) for ref, sent_s in watch.sent_s.items()
+        )
+        (DUMP_DIR / f"{plan.service}-{plan.rate_per_s:g}-{time.time_ns()}.json").write_text(json.dumps(rows))
     return {
         "service": plan.service,
         "rate_per_s": plan.rate_per_s,

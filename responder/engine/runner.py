@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from responder.engine.plan import Plan
 from responder.engine.playbook import AlertFacts
 from responder.engine.reactions import react
 from responder.engine.scheduler import Waker
-from responder.engine.work import apply_work
+from responder.engine.work import WorkDone, apply_work
 from responder.logging import get_logger
 from responder.metrics import CHANNEL_FAILOVERS, CONTACT_FLAGS, STEP_LATENESS
 from responder.oncall.roster import Roster
@@ -28,13 +28,15 @@ from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.paging.outbox import Outbox
 from responder.settings import PersonConfig
 from responder.store.db import Database
-from responder.store.models import Case, CaseTask, Page
+from responder.store.due import DueCase, NextState, due_cases, tasks_done, write_due_work
+from responder.store.models import Case, Page
 from responder.store.queries import (
     ACKNOWLEDGED,
     OPEN,
     add_event,
     due_times,
     event_row,
+    insert_page_rows,
     insert_pages,
     new_id,
     notice_row,
@@ -59,7 +61,7 @@ class StepZero:
     next_due_at: datetime | None
 
 
-def view_of(case: Case, integration: str = "", done: frozenset[str] = frozenset()) -> CaseView:
+def view_of(case: Case | DueCase, integration: str = "", done: frozenset[str] = frozenset()) -> CaseView:
     facts = AlertFacts(case.risk_level, case.is_live, case.region, case.language, integration)
     return CaseView(
         case.id,
@@ -190,63 +192,43 @@ class Engine:
             self._running = False
 
     async def _run_due(self) -> int:
+        """One batch of cases with work due: decide each (pure), then write the batch at once."""
         now = self.clock.now()
-        async with self.db.transaction() as session:
-            cases = (
-                (
-                    await session.execute(
-                        select(Case)
-                        .where(col(Case.status).in_(WORKING), col(Case.next_due_at) <= now)
-                        .order_by(col(Case.priority), col(Case.next_due_at))
-                        .limit(DUE_BATCH)
-                        .with_for_update(skip_locked=True)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            done = await self._tasks_done(session, cases)
-            rows: list[dict[str, Any]] = []
+        async with self.db.engine.begin() as conn:
+            cases = await due_cases(conn, WORKING, now, DUE_BATCH)
+            watching = [c.id for c in cases if c.status == OPEN and self.plans[c.playbook].watches_tasks]
+            done = await tasks_done(conn, watching)
+            pages: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            states: list[NextState] = []
             for case in cases:
-                if case.status != OPEN:
-                    await apply_work(session, case, self.plans[case.playbook], self.roster, now)
-                    self.note_due(case.next_due_at)
-                    continue
-                if case.next_due_at is not None:
-                    STEP_LATENESS.observe(max(0.0, (now - case.next_due_at).total_seconds()))
-                view = view_of(
-                    case, self.integration_names.get(case.integration_id, ""), done.get(case.id, frozenset())
-                )
-                decision = next_actions(view, self.plans[case.playbook], self.roster, now)
-                rows += self._apply(session, case, decision, now)
-                self.note_due(decision.next_due_at)
-            # One insert for the whole batch (a statement per case cost more than the decisions).
-            await insert_pages(session, rows)
+                plan = self.plans[case.playbook]
+                if case.status == OPEN:
+                    work = self._step(case, plan, done.get(case.id, frozenset()), now)
+                else:
+                    work = await apply_work(conn, case, plan, self.roster, now)
+                pages += work.pages
+                events += work.events
+                states.append(work.state)
+                self.note_due(work.state.next_due_at)
+            # One statement each for the whole batch (a statement per case cost more than the decisions).
+            await write_due_work(conn, states, events)
+            await insert_page_rows(conn, pages)
         return len(cases)
 
-    async def _tasks_done(self, session: AsyncSession, cases: Sequence[Case]) -> dict[str, frozenset[str]]:
-        """Tasks done per open case, read only for cases whose playbook has a tier that depends on them."""
-        ids = [c.id for c in cases if c.status == OPEN and self.plans[c.playbook].watches_tasks]
-        if not ids:
-            return {}
-        found: dict[str, set[str]] = {}
-        rows = await session.execute(
-            select(col(CaseTask.case_id), col(CaseTask.task)).where(
-                col(CaseTask.case_id).in_(ids), col(CaseTask.done_at).is_not(None)
-            )
-        )
-        for case_id, task in rows:
-            found.setdefault(case_id, set()).add(task)
-        return {case_id: frozenset(tasks) for case_id, tasks in found.items()}
-
-    def _apply(
-        self, session: AsyncSession, case: Case, decision: Decision, now: datetime
-    ) -> list[dict[str, Any]]:
-        """Record the decision on the case and its timeline; returns the page rows to insert."""
-        for event in decision.events:
-            add_event(session, case.id, event.type, "engine", now, event.detail)
+    def _step(self, case: DueCase, plan: Plan, done: frozenset[str], now: datetime) -> WorkDone:
+        """The due step of an open case's chain: its events, its pages and where the chain goes next."""
+        if case.next_due_at is not None:
+            STEP_LATENESS.observe(max(0.0, (now - case.next_due_at).total_seconds()))
+        view = view_of(case, self.integration_names.get(case.integration_id, ""), done)
+        decision = next_actions(view, plan, self.roster, now)
         log.info("steps_fired", case_id=case.id, pages=len(decision.pages), next_step=decision.next_step)
-        return self._decided(case, decision, now)
+        facts = PageFacts(case.ref, case.risk_level, case.region)
+        return WorkDone(
+            self._page_rows(case.id, facts, decision, now),
+            [event_row(case.id, e.type, "engine", now, e.detail) for e in decision.events],
+            NextState(case.id, decision.next_step, decision.next_due_at, decision.skew_s, case.quiet_stage),
+        )
 
     def step_zero(self, case: Case, integration: str, now: datetime) -> StepZero:
         """Step 0 of a case not yet stored, decided at intake (it is known there: due at once). The
@@ -255,20 +237,22 @@ class Engine:
         decision = next_actions(view_of(case, integration), self.plans[case.playbook], self.roster, now)
         STEP_LATENESS.observe(0.0)
         events = [event_row(case.id, e.type, "engine", now, e.detail) for e in decision.events]
-        return StepZero(events, self._decided(case, decision, now), decision.next_due_at)
-
-    def _decided(self, case: Case, decision: Decision, now: datetime) -> list[dict[str, Any]]:
-        """Set the case's next step; the page rows of the decision."""
         case.next_step, case.next_due_at, case.skew_s = (
             decision.next_step,
             decision.next_due_at,
             decision.skew_s,
         )
-        facts = PageFacts(case.ref, case.risk_level, case.region)
+        pages = self._page_rows(case.id, PageFacts(case.ref, case.risk_level, case.region), decision, now)
+        return StepZero(events, pages, decision.next_due_at)
+
+    def _page_rows(
+        self, case_id: str, facts: PageFacts, decision: Decision, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The page rows of a decision on a case."""
         return [
             {
                 "id": new_id(),
-                "case_id": case.id,
+                "case_id": case_id,
                 "person_id": p.person_id,
                 "channel": p.channel,
                 "purpose": p.purpose,

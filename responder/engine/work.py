@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from responder.engine.casework import TaskView, WorkView, next_work
 from responder.engine.plan import Plan
 from responder.engine.playbook import Playbook
 from responder.oncall.roster import Roster
 from responder.paging.messages import PageFacts, language_of, sms_line
-from responder.store.models import Case, CaseTask
-from responder.store.queries import add_event, insert_pages, notice_row
+from responder.store.due import DueCase, NextState, mark_overdue, tasks_of
+from responder.store.queries import event_row, notice_row
 
 
 def task_rows(case_id: str, playbook: Playbook, received_at: datetime) -> list[dict[str, Any]]:
@@ -32,27 +31,37 @@ def task_rows(case_id: str, playbook: Playbook, received_at: datetime) -> list[d
     ]
 
 
-async def apply_work(session: AsyncSession, case: Case, plan: Plan, roster: Roster, now: datetime) -> None:
-    """Overdue-task notices and quiet-case nudges for one accepted case, in the caller's transaction."""
-    tasks = (await session.execute(select(CaseTask).where(col(CaseTask.case_id) == case.id))).scalars().all()
+@dataclass(frozen=True)
+class WorkDone:
+    """What a due look at a case brings: page rows, timeline events (event_row()) and its new state."""
+
+    pages: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    state: NextState
+
+
+async def apply_work(
+    conn: AsyncConnection, case: DueCase, plan: Plan, roster: Roster, now: datetime
+) -> WorkDone:
+    """Overdue-task notices and quiet-case nudges for one accepted case, in the caller's transaction:
+    the tasks newly overdue are marked here; the notices, events and new state are the caller's to
+    write with the rest of its batch."""
+    tasks = await tasks_of(conn, case.id)
     view = WorkView(
         case.status,
         case.region,
         case.accepted_by,
         case.last_activity_at or case.accepted_at or now,
         case.quiet_stage,
-        tuple(
-            TaskView(t.task, t.title, t.due_at, t.done_at is not None, t.overdue_at is not None)
-            for t in tasks
-        ),
+        tuple(TaskView(t.task, t.title, t.due_at, t.done, t.overdue) for t in tasks),
     )
     decision = next_work(view, plan.playbook, roster, now)
     facts = PageFacts(case.ref, case.risk_level, case.region)
-    rows = []
+    pages = []
     for notice in decision.notices:
         person = roster.person(notice.person_id)
         lang = language_of(person.languages if person else ())
-        rows.append(
+        pages.append(
             notice_row(
                 case.id,
                 notice.person_id,
@@ -61,25 +70,14 @@ async def apply_work(session: AsyncSession, case: Case, plan: Plan, roster: Rost
                 notice.channel,
             )
         )
-    await insert_pages(session, rows)
-    if decision.overdue:
-        await session.execute(
-            update(CaseTask)
-            .where(col(CaseTask.case_id) == case.id, col(CaseTask.task).in_(decision.overdue))
-            .values(overdue_at=now)
-        )
-        for task in decision.overdue:
-            add_event(session, case.id, "task_overdue", "engine", now, {"task": task})
+    await mark_overdue(conn, case.id, decision.overdue, now)
+    events = [event_row(case.id, "task_overdue", "engine", now, {"task": task}) for task in decision.overdue]
     if decision.quiet_stage != case.quiet_stage:
-        add_event(
-            session,
-            case.id,
-            "case_quiet",
-            "engine",
-            now,
-            {
-                "stage": decision.quiet_stage,
-                "notified": [n.person_id for n in decision.notices if n.kind == "quiet"],
-            },
+        notified = [n.person_id for n in decision.notices if n.kind == "quiet"]
+        events.append(
+            event_row(
+                case.id, "case_quiet", "engine", now, {"stage": decision.quiet_stage, "notified": notified}
+            )
         )
-    case.quiet_stage, case.next_due_at = decision.quiet_stage, decision.next_due_at
+    state = NextState(case.id, case.next_step, decision.next_due_at, case.skew_s, decision.quiet_stage)
+    return WorkDone(pages, events, state)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, distinct, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import load_only
 from sqlmodel import col
 
 from responder.clock import Clock, SystemClock
@@ -60,6 +61,8 @@ from responder.store.types import UTCDateTime
 log = get_logger(__name__)
 
 CLAIM_BATCH = 50
+# What a page's text and the flood limit read of its case: the claim never loads the alert.
+CASE_FACTS = load_only(*(getattr(Case, name) for name in ("id", "ref", "risk_level", "region", "status")))
 # At most this many requests to Twilio at once (Twilio's default concurrency is modest). Pages are
 # claimed only as slots free up, so no claimed page waits behind others for its turn.
 MAX_IN_FLIGHT = 20
@@ -474,6 +477,7 @@ class Outbox:
                 await session.execute(
                     select(Page, Case)
                     .outerjoin(Case, col(Page.case_id) == col(Case.id))
+                    .options(CASE_FACTS)
                     .where(col(Page.status) == PENDING, col(Page.not_before) <= now)
                     .where(or_(col(Page.purpose) == "notice", col(Case.status) == OPEN))
                     .order_by(col(Case.priority), col(Page.created_at))
