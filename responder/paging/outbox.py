@@ -185,7 +185,11 @@ class Outbox:
         self.public_url, self.clock, self.on_failure, self.on_retry = public_url, clock, on_failure, on_retry
         self._running = self._again = self._stopped = False
         self._tasks: set[asyncio.Task[None]] = set()  # the drain loop
-        self._sending: set[asyncio.Task[None]] = set()  # one per page in flight to Twilio
+        self._sending: set[asyncio.Task[None]] = set()  # one per page sent and not yet recorded
+        # Those of them still waiting for Twilio's answer: each holds one of the MAX_IN_FLIGHT slots.
+        # Recording the answer (group-committed, behind whatever the database is doing) holds none, or
+        # a busy database would slow the sending down too.
+        self._calling: set[asyncio.Task[None]] = set()
         self._sending_ids: set[str] = set()  # the pages those sends carry
         self._idle_claims: set[str] = set()  # claims of ours no send carried, at the last look
         self._results: Batcher[Outcome, list[tuple[Claimed, SendFailed]]] = Batcher(self._record_batch)
@@ -211,7 +215,7 @@ class Outbox:
         try:
             while not self._stopped:
                 self._again = False
-                free = MAX_IN_FLIGHT - len(self._sending)
+                free = MAX_IN_FLIGHT - len(self._calling)
                 if free <= 0:
                     self._slot_freed.clear()
                     await self._slot_freed.wait()
@@ -229,18 +233,26 @@ class Outbox:
     def _start_send(self, claimed: Claimed) -> None:
         task = asyncio.create_task(self._send_and_record(claimed))
         self._sending.add(task)
+        self._calling.add(task)
         ids = [claimed.page_id, *(rider.page_id for rider in claimed.riders)]
         self._sending_ids.update(ids)
 
         def done(finished: asyncio.Task[None]) -> None:
             self._sending.discard(finished)
             self._sending_ids.difference_update(ids)
-            self._slot_freed.set()
+            self._answered(finished)
 
         task.add_done_callback(done)
 
+    def _answered(self, task: asyncio.Task[None] | None) -> None:
+        """Twilio has answered this send (or it ended): its slot is free for the next."""
+        if task in self._calling:
+            self._calling.discard(task)
+            self._slot_freed.set()
+
     async def _send_and_record(self, claimed: Claimed) -> None:
         outcome = await self._send(claimed)
+        self._answered(asyncio.current_task())
         # Twilio's answers are group-committed: those that came while one batch was written share the
         # next transaction (each send still waits for its own to commit before it counts as done).
         given_up = await self._results.submit(outcome)
@@ -628,7 +640,7 @@ class Outbox:
         of a dead owner: they come back once its lease runs out."""
         # (Pages another intake claimed and has not started yet are not counted: Twilio may briefly see
         # a few more than MAX_IN_FLIGHT requests at once.)
-        free = MAX_IN_FLIGHT - len(self._sending)
+        free = MAX_IN_FLIGHT - len(self._calling)
         if self._stopped or len(rows) > free or not await self._all_go(conn, rows, now):
             await insert_page_rows(conn, rows)
             return []
@@ -647,7 +659,7 @@ class Outbox:
     def hop(self, rows: list[dict[str, Any]], facts: PageFacts, now: datetime) -> NewPages:
         """take_new() for SQLite's one-hop intake (store/onehop.py): the same choice, made on the
         database thread inside the intake's transaction by `NewPages.write`."""
-        free = MAX_IN_FLIGHT - len(self._sending)
+        free = MAX_IN_FLIGHT - len(self._calling)
         claimed_rows = []
         for row in rows:
             body = self._text(
