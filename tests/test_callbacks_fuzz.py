@@ -198,3 +198,19 @@ async def test_a_callback_signed_with_the_secondary_token_is_accepted(service: S
     )
     case = await service.case(body["case_id"])
     assert case["status"] == "acknowledged" and case["accepted_by"]["id"] == "ana"
+
+
+async def test_a_callback_signed_on_the_url_without_its_port_is_taken(service: Service) -> None:
+    """Twilio may sign the URL with or without its port (behind a proxy, say): both are taken, and
+    only those two."""
+    status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    page = (await snapshot(service, body["case_id"]))["pages"][0]
+    path = f"/twilio/status/{page['id']}"
+    form = {"MessageSid": "SM" + "f" * 32, "MessageStatus": "delivered"}
+    host, port = service.url.removeprefix("http://").split(":")
+    portless = RequestValidator(AUTH_TOKEN).compute_signature(f"http://{host}{path}", form)
+    other_port = RequestValidator(AUTH_TOKEN).compute_signature(f"http://{host}:{int(port) + 1}{path}", form)
+    assert await post(service, path, form, portless) == 204
+    assert await post(service, path, form, signed(service, path, form)) == 204
+    assert await post(service, path, form, other_port) == 403
