@@ -26,10 +26,16 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
-async def upgrade(db: Database) -> None:
-    """Bring the schema to the latest revision."""
+async def upgrade(db: Database, revision: str = "head") -> None:
+    """Bring the schema to `revision` (the latest by default)."""
     async with db.engine.begin() as conn:
-        await conn.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), "head"))
+        await conn.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), revision))
+
+
+async def downgrade(db: Database, revision: str) -> None:
+    """Take the schema back to `revision` (tests of a migration start from the one before it)."""
+    async with db.engine.begin() as conn:
+        await conn.run_sync(lambda sync_conn: command.downgrade(_config(sync_conn), revision))
 
 
 async def current_revision(db: Database) -> str | None:
