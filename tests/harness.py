@@ -256,20 +256,49 @@ async def stop_service(service: Service) -> None:
 
 class ShiftedClock:
     """The wall clock, moved forward on demand: a 15-minute window passes in a test at once, while the
-    service's own timers keep running in real time."""
+    service's own timers keep running in real time. A call back asked for before a fast-forward is
+    set again for its time on the moved clock: one that time has now passed fires at once."""
 
     def __init__(self) -> None:
         self.ahead = timedelta()
+        self._waiting: set[_ShiftedCall] = set()
 
     def now(self) -> datetime:
         return datetime.now(UTC) + self.ahead
 
     def call_at(self, when: datetime, callback: Callable[[], None]) -> Handle:
-        return loop_call_at(self, when, callback)
+        call = _ShiftedCall(self, when, callback)
+        self._waiting.add(call)
+        call.arm()
+        return call
 
     def fast_forward(self, seconds: float) -> datetime:
         self.ahead += timedelta(seconds=seconds)
+        for call in list(self._waiting):
+            call.arm()
         return self.now()
+
+
+@dataclass(eq=False)
+class _ShiftedCall:
+    clock: ShiftedClock
+    when: datetime
+    callback: Callable[[], None]
+    timer: Handle | None = None
+
+    def arm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = loop_call_at(self.clock, self.when, self.fire)
+
+    def fire(self) -> None:
+        self.clock._waiting.discard(self)
+        self.callback()
+
+    def cancel(self) -> None:
+        self.clock._waiting.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 def manual_clock() -> ManualClock:

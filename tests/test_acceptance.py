@@ -19,20 +19,19 @@ from tests.harness import (
     due,
     edited_playbooks,
     events,
+    manual_clock,
     new_alert_id,
     sample,
     start_service,
     stop_service,
 )
 
-SCALE = 0.01  # tests/harness.py runs the service at 1/100 speed: a playbook minute is 0.6 s
-
 
 @pytest.fixture
-async def real_time(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
-    """The service at production speed: the voice step is a minute after the SMS, longer than any wait
-    here, so a call in the test came from what the test did, not from the playbook's clock."""
-    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
+async def still(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
+    """The service on a clock only the test moves (`Service.advance`): no step of the playbook comes
+    by itself, so a page in the test came from what the test did, and its time says when exactly."""
+    running = await start_service(db_url, sim, http, clock=manual_clock())
     yield running
     await stop_service(running)
 
@@ -84,17 +83,20 @@ async def test_no_page_goes_out_after_the_accept(
     playbooks = edited_playbooks(
         tmp_path, "tasks:\n", "tasks:\n  - {id: checkpoint, title: Checkpoint, due: 4m}\n"
     )
-    service = await start_service(db_url, sim, http, RESPONDER_PLAYBOOKS_DIR=str(playbooks))
+    service = await start_service(
+        db_url, sim, http, clock=manual_clock(), RESPONDER_PLAYBOOKS_DIR=str(playbooks)
+    )
     try:
         case_id, _ = await open_case(service)
         await service.phone_of("ana").send_sms("ACK")
         case = await service.case(case_id)
         assert case["status"] == "acknowledged"
         before = [p["id"] for p in case["pages"] if p["purpose"] == "page"]
+        await service.advance(minutes=4)
         await service.phone_of("ana").expect_sms(contains="tâche en retard : Checkpoint")
         case = await service.case(case_id)
         checkpoint = next(e for e in events(case, "task_overdue") if e["detail"]["task"] == "checkpoint")
-        assert at(checkpoint["at"]) >= due(case, 4)
+        assert at(checkpoint["at"]) == due(case, 4)
         # Every step was due before that notice, and none paged anyone after the accept.
         # (By id: a page's status still moves on as Twilio's callbacks come.)
         assert [p["id"] for p in case["pages"] if p["purpose"] == "page"] == before
@@ -103,18 +105,18 @@ async def test_no_page_goes_out_after_the_accept(
         await stop_service(service)
 
 
-async def test_no_by_sms_pages_the_next_step_at_once_and_skips_the_passer(real_time: Service) -> None:
-    case_id, _ = await open_case(real_time)
-    replies = await real_time.phone_of("ana").send_sms("NO")
+async def test_no_by_sms_pages_the_next_step_at_once_and_skips_the_passer(still: Service) -> None:
+    case_id, _ = await open_case(still)
+    replies = await still.phone_of("ana").send_sms("NO")
     assert any("passé" in reply for reply in replies)
-    await real_time.phone_of("ines").expect_call()  # the voice step, now: not at +1m
-    case = await real_time.case(case_id)
+    await still.phone_of("ines").expect_call()  # the voice step, now: the clock has not moved
+    case = await still.case(case_id)
     passed = events(case, "page_passed")
     assert [(e["actor"], e["detail"]["via"]) for e in passed] == [("person:ana", "sms")]
     advanced = events(case, "escalation_advanced")[0]
     assert advanced["detail"]["page"] == passed[0]["detail"]["page"]
     voice = next(e for e in events(case, "step_fired") if e["detail"]["step"] == 1)
-    assert at(advanced["at"]) <= at(voice["at"]) < due(case, 1)
+    assert at(passed[0]["at"]) == at(advanced["at"]) == at(voice["at"]) == due(case, 0)  # not at +1m
     # The step fired without Ana, in one transaction with its pages: she is never called for it.
     assert voice["detail"]["people"] == ["ines"]
     assert [p for p in case["pages"] if p["person"]["id"] == "ana" and p["channel"] == "voice"] == []
@@ -148,47 +150,45 @@ async def test_one_time_link_accepts_once(service: Service) -> None:
     assert (case["accepted_by"]["id"], case["accepted_via"]) == ("ana", "link")
 
 
-async def test_forged_twilio_callbacks_get_403_and_change_nothing(real_time: Service) -> None:
-    # At production speed no step of the playbook comes within the test: any change would be a forgery's.
-    case_id, _ = await open_case(real_time)
-    phone = real_time.settings.person("ana")
+async def test_forged_twilio_callbacks_get_403_and_change_nothing(still: Service) -> None:
+    # The clock stands still: no step of the playbook comes within the test, any change would be a forgery's.
+    case_id, _ = await open_case(still)
+    phone = still.settings.person("ana")
     assert phone is not None
-    sms_url = f"{real_time.url}/twilio/sms"
+    sms_url = f"{still.url}/twilio/sms"
     form = {"From": phone.phone, "To": "+15005550006", "Body": "ACK", "MessageSid": "SM" + "f" * 32}
     wrong = RequestValidator("not-the-token").compute_signature(sms_url, form)
     for headers in ({}, {"X-Twilio-Signature": wrong}):
-        async with real_time.http.post(sms_url, data=form, headers=headers) as response:
+        async with still.http.post(sms_url, data=form, headers=headers) as response:
             assert response.status == 403
-    page = next(p for p in (await real_time.case(case_id))["pages"] if p["person"]["id"] == "ana")
-    status_url = f"{real_time.url}/twilio/status/{page['id']}"
+    page = next(p for p in (await still.case(case_id))["pages"] if p["person"]["id"] == "ana")
+    status_url = f"{still.url}/twilio/status/{page['id']}"
     failed = {"MessageSid": "SM" + "e" * 32, "MessageStatus": "undelivered", "ErrorCode": "30003"}
-    async with real_time.http.post(
-        status_url, data=failed, headers={"X-Twilio-Signature": wrong}
-    ) as response:
+    async with still.http.post(status_url, data=failed, headers={"X-Twilio-Signature": wrong}) as response:
         assert response.status == 403
     # Signed with the real token but for another URL (replayed elsewhere): refused too.
     elsewhere = RequestValidator(AUTH_TOKEN).compute_signature(sms_url, failed)
-    async with real_time.http.post(
+    async with still.http.post(
         status_url, data=failed, headers={"X-Twilio-Signature": elsewhere}
     ) as response:
         assert response.status == 403
-    case = await real_time.case(case_id)
+    case = await still.case(case_id)
     assert case["status"] == "open"
     assert "page_failed" not in [e["type"] for e in case["timeline"]]
 
 
-async def test_undelivered_sms_moves_the_chain_on_at_once(real_time: Service) -> None:
-    real_time.phone_of("ana").behaviour = Behaviour(sms="undelivered", sms_error_code=30003)
-    status, body = await real_time.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+async def test_undelivered_sms_moves_the_chain_on_at_once(still: Service) -> None:
+    still.phone_of("ana").behaviour = Behaviour(sms="undelivered", sms_error_code=30003)
+    status, body = await still.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
     assert status == 202
     # The failure is news: Ana is called at once, not at the voice step (+1m).
-    await real_time.phone_of("ana").expect_call()
-    case = await real_time.case(body["case_id"])
+    await still.phone_of("ana").expect_call()
+    case = await still.case(body["case_id"])
     failed = events(case, "page_failed")
     assert failed and failed[0]["detail"]["error_code"] == 30003
     call = next(p for p in case["pages"] if p["person"]["id"] == "ana" and p["channel"] == "voice")
     assert [e["detail"]["page"] for e in events(case, "channel_failover")] == [failed[0]["detail"]["page"]]
-    assert call["step"] == 0 and at(call["created_at"]) < due(case, 1)
+    assert call["step"] == 0 and at(call["created_at"]) == due(case, 0)  # the clock has not moved
 
 
 async def test_two_accepts_at_the_same_moment_exactly_one_wins(service: Service) -> None:

@@ -5,8 +5,6 @@ dead channels and the manager is told; STOP and START."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,26 +18,22 @@ from tests.harness import (
     Service,
     at,
     due,
-    edited_playbooks,
+    manual_clock,
     new_alert_id,
     sample,
     start_service,
     stop_service,
 )
 
-# Production speed: the playbook's own voice step is a minute after the SMS, the backup tier three
-# minutes after the alert. No wait here is that long, so whatever comes came from a failure; each test
-# also checks on the timeline which failure made the page. (How fast a failure is acted on is measured
-# by bench/failover_latency.py, not here.)
-REAL_TIME = 1.0
-# The flood test below runs at 1/10 speed (a playbook minute is 6 s).
-SCALE = "0.1"
-FAST_S = 1.0
+# The service runs on a clock only the test moves (`Service.advance`): the playbook's own voice step
+# (+1 min) and backup tier (+3 min) never come by themselves, so whatever comes came from a failure, at
+# the clock time of that failure; each test also checks on the timeline which failure made the page.
+# (How fast a failure is acted on is measured by bench/failover_latency.py, not here.)
 
 
 @pytest.fixture
 async def service(db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession) -> AsyncIterator[Service]:
-    running = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE=str(REAL_TIME))
+    running = await start_service(db_url, sim, http, clock=manual_clock())
     yield running
     await stop_service(running)
 
@@ -55,10 +49,6 @@ def events(case: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e for e in case["timeline"] if e["type"] == kind]
 
 
-def gap_s(later: datetime, earlier: datetime) -> float:
-    return (later - earlier).total_seconds()
-
-
 def page(case: dict[str, Any], person: str, channel: str, step: int = 0) -> dict[str, Any]:
     """The case's page of one step to one person on one channel."""
     found: list[dict[str, Any]] = [
@@ -70,12 +60,13 @@ def page(case: dict[str, Any], person: str, channel: str, step: int = 0) -> dict
     return found[0]
 
 
-def failed_over(case: dict[str, Any], person: str) -> None:
+def failed_over(case: dict[str, Any], person: str, after_s: float = 0) -> None:
     """Assert that the person's call is the fail-over of their step-0 SMS: the same step, made by a
-    `channel_failover` from that SMS, before the playbook's own voice step (+1 min) was due."""
+    `channel_failover` from that SMS, `after_s` seconds of clock time after the alert (at its own time
+    unless the test moved the clock; the voice step is due at +1 min)."""
     sms, voice = page(case, person, "sms"), page(case, person, "voice")
     assert [e["detail"]["page"] for e in events(case, "channel_failover")] == [sms["id"]]
-    assert at(voice["created_at"]) < due(case, 1)
+    assert at(voice["created_at"]) == due(case, after_s / 60)
 
 
 async def metric(service: Service, name: str) -> float:
@@ -142,7 +133,7 @@ async def test_an_invalid_number_moves_on_to_the_next_person_at_once(service: Se
     advanced = events(case, "escalation_advanced")
     assert advanced and advanced[0]["detail"]["page"] == page(case, "ana", "sms")["id"]
     voice_step = next(e for e in events(case, "step_fired") if e["detail"]["step"] == 1)
-    assert at(advanced[0]["at"]) <= at(voice_step["at"]) < due(case, 1)
+    assert at(advanced[0]["at"]) == at(voice_step["at"]) == due(case, 0)  # not at +1 min
     # The step fired without Ana (one transaction wrote it and its pages): she is never called for it.
     assert voice_step["detail"]["people"] == ["ines"]
     assert [p for p in case["pages"] if p["person"]["id"] == "ana" and p["channel"] == "voice"] == []
@@ -175,7 +166,10 @@ async def test_a_stop_from_someone_never_paged_reaches_the_manager_through_twili
     ana, maya = service.phone_of("ana"), service.phone_of("maya")
     maya.behaviour = Behaviour(api_error=500, api_error_count=2)
     await ana.send_sms("STOP")
-    await maya.expect_api_errors(2)
+    # Each refusal is retried on the clock, after a backoff of at most 10 s.
+    for refused in (1, 2):
+        await maya.expect_api_errors(refused)
+        await service.advance(seconds=10)
     notice = await maya.expect_sms(contains="STOP")
     assert "Ana" in notice.body
     assert len([m for m in maya.messages if "STOP" in m.body]) == 1
@@ -191,42 +185,20 @@ async def test_twilios_own_opt_out_is_recorded_like_a_stop(service: Service) -> 
     assert events(case, "contact_flagged")[0]["detail"]["reason"] == "opted out of SMS (STOP)"
 
 
-# 1/50 speed, and the first tier waits 30 playbook minutes for an accept instead of 3: the voice step
-# comes 1.2 s after the alert, the backup tier 36 s after it (longer than any wait here) unless a
-# failure brings it on.
-CALL_SCALE = 0.02
-LONG_ACK_MINUTES = 30
-
-
 @pytest.mark.parametrize("outcome", ["busy", "no-answer", "failed", "machine"])
 async def test_a_failed_call_after_the_sms_moves_the_chain_at_once(
-    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession, tmp_path: Path, outcome: CallOutcome
+    service: Service, outcome: CallOutcome
 ) -> None:
-    service = await start_service(
-        db_url,
-        sim,
-        http,
-        RESPONDER_TIME_SCALE=str(CALL_SCALE),
-        RESPONDER_PLAYBOOKS_DIR=str(
-            edited_playbooks(tmp_path, "ack_timeout: 3m", f"ack_timeout: {LONG_ACK_MINUTES}m")
-        ),
-    )
-    try:
-        await failed_calls_move_on(service, outcome)
-    finally:
-        await stop_service(service)
-
-
-async def failed_calls_move_on(service: Service, outcome: CallOutcome) -> None:
     ana, ines = service.phone_of("ana"), service.phone_of("ines")
     ana.behaviour = ines.behaviour = Behaviour(call=outcome)
     case_id = await alert(service)
     await ana.expect_sms(contains="ACK")
+    await service.advance(minutes=1)
     calls = [await ana.expect_call(), await ines.expect_call()]  # the voice step, on its timer (+1 min)
     for call in calls:
         await call.expect_status("completed" if outcome == "machine" else outcome)
     # Both had their SMS already: nothing left to try for them, so the backup tier comes at once
-    # (from the first failure; the second is late news about the same step).
+    # (from the first failure; the second is late news about the same step), not at +3 min.
     await service.phone_of("bruno").expect_sms(contains="ACK")
     case = await service.case(case_id)
     calls_of = {page(case, person, "voice", step=1)["id"] for person in ("ana", "ines")}
@@ -237,7 +209,7 @@ async def failed_calls_move_on(service: Service, outcome: CallOutcome) -> None:
     }
     assert events(case, "channel_failover") == []
     backup = next(e for e in events(case, "step_fired") if e["detail"]["tier"] == "backup-negotiator")
-    assert at(advanced["at"]) <= at(backup["at"]) < due(case, LONG_ACK_MINUTES)
+    assert at(advanced["at"]) == at(backup["at"]) == due(case, 1)
     assert backup["detail"]["people"] == ["bruno"]
 
 
@@ -248,7 +220,7 @@ async def test_a_failure_whose_callback_was_lost_is_found_by_asking_twilio(
         db_url,
         sim,
         http,
-        RESPONDER_TIME_SCALE=str(REAL_TIME),
+        clock=manual_clock(),
         RESPONDER_RECONCILE_AFTER_S="1",
         RESPONDER_SWEEP_INTERVAL_S="0.2",
     )
@@ -257,11 +229,13 @@ async def test_a_failure_whose_callback_was_lost_is_found_by_asking_twilio(
         ana.behaviour = Behaviour(sms="undelivered", callbacks=False)
         case_id = await alert(service)
         await ines.expect_reported(await ines.expect_sms(contains="ACK"), "delivered")
-        # No callback ever says so; a second later the service fetches the message, sees it undelivered
-        # and calls Ana, long before the playbook's voice step (a minute).
+        # No callback ever says so. Once Twilio has been quiet about it for a second of clock time, the
+        # service fetches the message, sees it undelivered and calls Ana, long before the playbook's
+        # voice step (a minute).
+        await service.advance(seconds=2)
         await ana.expect_call()
         case = await service.case(case_id)
-        failed_over(case, "ana")
+        failed_over(case, "ana", after_s=2)
         failover = events(case, "channel_failover")[0]["detail"]
         assert failover["to"] == "voice" and "(reconciled)" in failover["reason"]
         # Ines's SMS had its callbacks: delivered, and nothing to reconcile.

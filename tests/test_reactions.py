@@ -12,6 +12,7 @@ from tests.harness import (
     at,
     due,
     events,
+    manual_clock,
     new_alert_id,
     sample,
     start_service,
@@ -22,8 +23,8 @@ from tests.harness import (
 async def test_content_going_live_fires_the_next_step_at_once(
     db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession
 ) -> None:
-    # At production speed the voice step is 5 minutes away: a call within the test is the re-page.
-    service = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
+    # On a clock only the test moves the voice step (+5m) never comes by itself: a call is the re-page.
+    service = await start_service(db_url, sim, http, clock=manual_clock())
     try:
         await going_live_repages(service)
     finally:
@@ -49,7 +50,7 @@ async def going_live_repages(service: Service) -> None:
     assert case["is_live"] is True
     voice = next(e for e in events(case, "step_fired") if e["detail"]["channel"] == "voice")
     assert voice["detail"]["people"] == ["ines"]
-    assert at(reaction["at"]) <= at(voice["at"]) < due(case, 5)
+    assert at(reaction["at"]) == at(voice["at"]) == due(case, 0)  # at once, not at +5m
 
 
 async def test_new_location_tells_the_holder(service: Service) -> None:
