@@ -46,7 +46,7 @@ async def open_case(service: Service) -> dict[str, Any]:
 async def test_a_claim_no_send_carries_is_sent_after_two_looks_and_one_in_flight_is_kept(
     db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession
 ) -> None:
-    service = await start_service(db_url, sim, http, clock=manual_clock(), **ENV)
+    service = await start_service(db_url, sim, http, clock=manual_clock(), extra_env=ENV)
     try:
         outbox = service.app[ENGINE].outbox
         assert outbox is not None and service.clock is not None
