@@ -65,7 +65,7 @@ def build_rows(
     refs.add(case.ref)
     # The playbook's chain starts when step 0 is due (skew 0, next_step 0), as if received then.
     case.chain_started_at = case.next_due_at = due_at
-    return case.model_dump(), intake._received(INTEGRATION, case, alert)
+    return case.row(), intake._received(INTEGRATION, case, alert)
 
 
 def seed_cases(db_path: Path, template: dict[str, Any], due_times: Sequence[datetime]) -> list[Seeded]:

@@ -4,12 +4,14 @@ fallback, language preference, an empty region)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import random
+from datetime import datetime, timedelta
 
 import pytest
 
-from responder.oncall.schedule import Schedule, resolve, spans
-from responder.settings import PersonConfig
+from responder.oncall.roster import Roster
+from responder.oncall.schedule import Override, Schedule, resolve, spans
+from responder.settings import ConfigFile, IntegrationConfig, PersonConfig
 from responder.yamlfile import parse_yaml, validate_doc
 
 LANGUAGES = {"ana": ("fr",), "bruno": ("fr", "en"), "lee": ("en",), "sam": ("en",), "dev": ("hi", "en")}
@@ -211,3 +213,41 @@ def test_spans_follow_the_hand_offs_in_utc() -> None:
         ("sam", "2026-11-01T05:30:00+00:00", "2026-11-08T06:30:00+00:00"),  # 01:30 EST
         ("lee", "2026-11-08T06:30:00+00:00", "2026-11-15T00:00:00+00:00"),
     ]
+
+
+def roster_of(schedules: list[Schedule]) -> Roster:
+    config = ConfigFile(
+        integrations=(IntegrationConfig(name="test", secret_env="RESPONDER_SECRET_TEST"),),
+        people=tuple(PEOPLE.values()),
+    )
+    return Roster(config, schedules)
+
+
+def test_the_roster_keeps_an_answer_only_while_no_schedule_changes_hands() -> None:
+    """Every alert asks the roster; it works each answer out once per stretch with no hand-off. Asked
+    around every moment of the table above (hand-offs, both daylight-saving jumps, overrides starting
+    and ending), a second at a time across each edge and in a shuffled order besides, it answers as
+    the schedules do."""
+    roster = roster_of(ALL)
+    moments: list[datetime] = []
+    for _, _, at, _ in CASES:
+        edge = datetime.fromisoformat(at)
+        moments += [edge + timedelta(seconds=s) for s in range(-3, 4)]
+        moments += [edge + timedelta(minutes=m) for m in range(-150, 151, 13)]
+    regions = sorted({c[1] for c in CASES})
+    asked = [(m, r, lang) for m in sorted(moments) for r in regions for lang in (None, "en")]
+    shuffled = asked[:]
+    random.Random(13).shuffle(shuffled)
+    for at, region, language in asked + shuffled:
+        expected = resolve(ALL, PEOPLE, "negotiator", region, at, language)
+        assert roster.who("negotiator", region, at, language) == expected, (at, region, language)
+
+
+def test_an_override_made_through_the_api_is_answered_at_once() -> None:
+    roster = roster_of(ALL)
+    at = datetime.fromisoformat("2026-06-10T11:00:00Z")
+    assert [o.person for o in roster.who("negotiator", "GB", at)] == ["bruno", "sam"]
+    roster.set_overrides({"sun": [Override(person="ana", start=at, end=at + timedelta(hours=1))]})
+    assert [o.person for o in roster.who("negotiator", "GB", at)] == ["ana", "sam"]
+    roster.set_overrides({})
+    assert [o.person for o in roster.who("negotiator", "GB", at)] == ["bruno", "sam"]

@@ -25,6 +25,7 @@ from responder.oncall.roster import Roster
 from responder.paging import inbound
 from responder.paging.messages import PageFacts
 from responder.paging.outbox import Claimed, NewPages
+from responder.store.cases import NewCase
 from responder.store.db import Database, within
 from responder.store.models import Case, Page
 from responder.store.queries import ACKNOWLEDGED, insert_page_rows
@@ -55,11 +56,11 @@ class _FirstPages:
         self._claimed: list[Claimed] = []
         self._hop: NewPages | None = None
 
-    def decide(self, case: Case, integration: str, now: datetime) -> list[dict[str, Any]]:
+    def decide(self, case: NewCase, integration: str, now: datetime) -> list[dict[str, Any]]:
         self.step = self._engine.step_zero(case, integration, now)
         return self.step.events
 
-    async def write(self, conn: AsyncConnection, case: Case, now: datetime) -> None:
+    async def write(self, conn: AsyncConnection, case: NewCase, now: datetime) -> None:
         assert self.step is not None
         outbox = self._engine.outbox
         if outbox is None:
@@ -70,7 +71,7 @@ class _FirstPages:
         if len(self._claimed) < len(self.step.pages):
             self._claimed = []  # left pending (flood rule, no free slot): the drain sends them
 
-    def hop(self, case: Case, now: datetime) -> NewPages | None:
+    def hop(self, case: NewCase, now: datetime) -> NewPages | None:
         """The pages for a one-hop intake on SQLite (None: no outbox, take the other path)."""
         assert self.step is not None
         outbox = self._engine.outbox

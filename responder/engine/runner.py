@@ -27,6 +27,7 @@ from responder.paging.contacts import STOP_REASON, clear_flag, load_flags, meani
 from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.paging.outbox import Outbox
 from responder.settings import PersonConfig
+from responder.store.cases import NewCase
 from responder.store.db import Database
 from responder.store.due import DueCase, NextState, due_cases, tasks_done, write_due_work
 from responder.store.models import Case, Page
@@ -61,7 +62,9 @@ class StepZero:
     next_due_at: datetime | None
 
 
-def view_of(case: Case | DueCase, integration: str = "", done: frozenset[str] = frozenset()) -> CaseView:
+def view_of(
+    case: Case | DueCase | NewCase, integration: str = "", done: frozenset[str] = frozenset()
+) -> CaseView:
     facts = AlertFacts(case.risk_level, case.is_live, case.region, case.language, integration)
     return CaseView(
         case.id,
@@ -230,7 +233,7 @@ class Engine:
             NextState(case.id, decision.next_step, decision.next_due_at, decision.skew_s, case.quiet_stage),
         )
 
-    def step_zero(self, case: Case, integration: str, now: datetime) -> StepZero:
+    def step_zero(self, case: NewCase, integration: str, now: datetime) -> StepZero:
         """Step 0 of a case not yet stored, decided at intake (it is known there: due at once). The
         case's next step and due time are set on it; its events and page rows go in the intake's own
         transaction, and the rows straight to the sender (the engine acts on the later steps)."""

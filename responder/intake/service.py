@@ -20,6 +20,7 @@ from responder.engine.work import task_rows
 from responder.errors import NotFound
 from responder.intake.schema import Alert
 from responder.store import onehop
+from responder.store.cases import NewCase
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, CaseTask, Delivery
 from responder.store.queries import INSERT_EVENT, add_event, event_row, new_id
@@ -38,15 +39,15 @@ _RISK_PRIORITY = {"imminent": 0, "high": 2, "medium": 4, "low": 6}
 class FirstStep(Protocol):
     """Step 0 of a new case, done in the intake's transaction (engine/commands.py gives one)."""
 
-    def decide(self, case: Case, integration: str, now: datetime) -> list[dict[str, Any]]:
+    def decide(self, case: NewCase, integration: str, now: datetime) -> list[dict[str, Any]]:
         """Decide step 0 (setting the case's next step on it); returns its timeline events."""
         ...
 
-    async def write(self, conn: AsyncConnection, case: Case, now: datetime) -> None:
+    async def write(self, conn: AsyncConnection, case: NewCase, now: datetime) -> None:
         """Write step 0's pages, in the transaction that stores the case."""
         ...
 
-    def hop(self, case: Case, now: datetime) -> PagesWriter | None:
+    def hop(self, case: NewCase, now: datetime) -> PagesWriter | None:
         """On SQLite: step 0's pages, to be written on the database thread in the intake's one hop
         (None: use write() instead)."""
         ...
@@ -127,7 +128,7 @@ class Intake:
                 events = [self._received(integration, case, alert)]
                 if first is not None:
                     events += first.decide(case, integration, case.received_at)
-                await conn.execute(_INSERT_CASE, [case.model_dump()])
+                await conn.execute(_INSERT_CASE, [case.row()])
                 await conn.execute(INSERT_EVENT, events)
                 if tasks := self._tasks(case):
                     await conn.execute(_INSERT_TASKS, tasks)
@@ -149,7 +150,7 @@ class Intake:
         events = [self._received(integration, case, alert)]
         if first is not None:
             events += first.decide(case, integration, case.received_at)
-        row, tasks = case.model_dump(), self._tasks(case)
+        row, tasks = case.row(), self._tasks(case)
         pages = first.hop(case, case.received_at) if first is not None else None
 
         def write(db: sqlite3.Connection) -> None:
@@ -171,15 +172,14 @@ class Intake:
                 await onehop.transaction(conn, write)
         return IntakeResult(case.id, case.status, duplicate=False)
 
-    def _build(self, integration: str, integration_id: int, alert: Alert) -> Case:
+    def _build(self, integration: str, integration_id: int, alert: Alert) -> NewCase:
         now = self.clock.now()
         playbook = choose_playbook(self.playbooks, alert, integration)
-        return Case(
+        return NewCase(
             id=new_id(),
             ref=new_ref(),
             integration_id=integration_id,
             alert_id=alert.alert_id,
-            status="open",
             risk_level=alert.risk.level,
             priority=priority_of(alert),
             is_live=alert.is_live,
@@ -190,13 +190,10 @@ class Intake:
             detected_at=alert.detected_at,
             received_at=now,
             chain_started_at=now,
-            next_step=0,
-            skew_s=0.0,
             next_due_at=now,
-            declined=[],
         )
 
-    def _received(self, integration: str, case: Case, alert: Alert) -> dict[str, Any]:
+    def _received(self, integration: str, case: NewCase, alert: Alert) -> dict[str, Any]:
         detail = {
             "risk_level": alert.risk.level,
             "is_live": alert.is_live,
@@ -207,14 +204,15 @@ class Intake:
         return event_row(case.id, "alert_received", f"platform:{integration}", case.received_at, detail)
 
     def _create(self, session: AsyncSession, integration: str, integration_id: int, alert: Alert) -> Case:
-        case = self._build(integration, integration_id, alert)
+        new = self._build(integration, integration_id, alert)
+        case = Case(**new.row())
         session.add(case)
-        session.add(CaseEvent(**self._received(integration, case, alert)))
-        for row in self._tasks(case):
+        session.add(CaseEvent(**self._received(integration, new, alert)))
+        for row in self._tasks(new):
             session.add(CaseTask(**row))
         return case
 
-    def _tasks(self, case: Case) -> list[dict[str, Any]]:
+    def _tasks(self, case: NewCase) -> list[dict[str, Any]]:
         playbook = next(p for p in self.playbooks if p.name == case.playbook)
         return task_rows(case.id, playbook, case.received_at)
 

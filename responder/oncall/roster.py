@@ -7,12 +7,24 @@ API (kept in the database and copied here); `responder.oncall.schedule` does the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from responder.oncall.schedule import OnCall, Override, Schedule, layer_person, region_chain, resolve
+from responder.oncall.schedule import (
+    OnCall,
+    Override,
+    Schedule,
+    change_times,
+    layer_person,
+    region_chain,
+    resolve,
+)
 from responder.settings import ConfigFile, PersonConfig
 
 __all__ = ["Roster", "region_chain"]
+
+# Answers of `who` are kept until the next moment any schedule's answer may change (a hand-off, the
+# edge of covered hours, an override, a daylight-saving jump), looked for this far ahead at most.
+STEADY_HORIZON = timedelta(hours=1)
 
 
 class Roster:
@@ -26,6 +38,9 @@ class Roster:
         self._extra: dict[str, list[Override]] = {}
         self.schedules: list[Schedule] = list(schedules)
         self.blocked: dict[str, frozenset[str]] = {}  # contact flags: channels (or "all") not to use
+        # Every schedule's answer holds over [start, end): the answers of `who` found in it.
+        self._steady: tuple[datetime, datetime] | None = None
+        self._answers: dict[tuple[str, str | None, str | None], list[OnCall]] = {}
 
     def person(self, person_id: str) -> PersonConfig | None:
         return self.people.get(person_id)
@@ -48,10 +63,21 @@ class Roster:
 
     def _merge(self) -> None:
         self.schedules = [s.with_overrides(self._extra.get(s.id, ())) for s in self.configured]
+        self._steady, self._answers = None, {}
 
     def who(self, role: str, region: str | None, at: datetime, language: str | None = None) -> list[OnCall]:
-        """Who, in order, for the role in the region at that time (nearest staffed region)."""
-        return resolve(self.schedules, self.people, role, region, at, language)
+        """Who, in order, for the role in the region at that time (nearest staffed region). Every
+        alert asks this; the answer is worked out once per stretch of time in which no schedule
+        changes hands."""
+        if self._steady is None or not self._steady[0] <= at < self._steady[1]:
+            end = at + STEADY_HORIZON
+            changes = [t for s in self.schedules for t in change_times(s, at, end)[:1]]
+            self._steady, self._answers = (at, min(changes, default=end)), {}
+        key = (role, region, language)
+        found = self._answers.get(key)
+        if found is None:
+            found = self._answers[key] = resolve(self.schedules, self.people, role, region, at, language)
+        return list(found)
 
     def on_call(
         self, role: str, region: str | None, layer: str, at: datetime, language: str | None = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
-from twilio.request_validator import RequestValidator, compare
+from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from responder.logging import get_logger, mask_phones
@@ -142,14 +144,30 @@ class SignatureChecker:
     """Checks X-Twilio-Signature on our public URL; accepts the current or the previous auth token."""
 
     def __init__(self, auth_tokens: list[str]) -> None:
+        self._tokens = [token.encode() for token in auth_tokens if token]
         self._validators = [RequestValidator(token) for token in auth_tokens if token]
 
     def is_valid(self, url: str, params: Mapping[str, str], signature: str) -> bool:
         if not signature:
             return False
-        values = dict(params)
-        # The URL exactly as we know it first: one HMAC per token. The SDK's validate() always signs it
-        # twice (with and without the port, for a proxy that changed it); it is the fallback.
-        if any(compare(v.compute_signature(url, values), signature) for v in self._validators):
+        # The URL exactly as we know it first: the text Twilio signs (the URL, then each parameter's
+        # name and value, sorted) built once, one HMAC-SHA1 per token. The SDK's validate() always
+        # signs it twice (with and without the port, for a proxy that changed it); it is the fallback.
+        signed = _signed_text(url, params)
+        given = signature.encode()
+        if any(
+            hmac.compare_digest(base64.b64encode(hmac.digest(token, signed, "sha1")), given)
+            for token in self._tokens
+        ):
             return True
-        return any(v.validate(url, values, signature) for v in self._validators)
+        return any(v.validate(url, params, signature) for v in self._validators)
+
+
+def _signed_text(url: str, params: Mapping[str, str]) -> bytes:
+    """What Twilio's X-Twilio-Signature is the HMAC of (as the SDK's compute_signature builds it)."""
+    getall = getattr(params, "getall", None)
+    parts = [url]
+    for name in sorted(set(params)):
+        values = getall(name) if getall is not None else [params[name]]
+        parts += (name + value for value in sorted(set(values)))
+    return "".join(parts).encode()

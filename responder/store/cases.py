@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import false, func, select
@@ -13,6 +15,40 @@ from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, CaseTask, Page
 
 CaseRecord = tuple[Case, list[CaseEvent], list[Page], list[CaseTask]]
+
+
+@dataclass(slots=True)
+class NewCase:
+    """A case being taken in, not yet stored: the columns intake and step 0 set, as plain values (an
+    alert costs no ORM instance on the hot path). `row()` gives them for an INSERT; the other columns
+    (the accept, the outcome) start empty."""
+
+    id: str
+    ref: str
+    integration_id: int
+    alert_id: str
+    risk_level: str
+    priority: int
+    is_live: bool
+    region: str | None
+    language: str | None
+    playbook: str
+    alert: dict[str, Any]
+    detected_at: datetime
+    received_at: datetime
+    chain_started_at: datetime
+    next_due_at: datetime | None
+    status: str = OPEN
+    next_step: int = 0
+    skew_s: float = 0.0
+    declined: list[str] = field(default_factory=list)
+    quiet_stage: int = 0
+
+    def row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _NEW_CASE_COLUMNS}
+
+
+_NEW_CASE_COLUMNS = tuple(NewCase.__dataclass_fields__)
 
 
 async def load_case(db: Database, case_id: str) -> CaseRecord:
