@@ -230,17 +230,17 @@ def test_the_roster_keeps_an_answer_only_while_no_schedule_changes_hands() -> No
     the schedules do."""
     roster = roster_of(ALL)
     moments: list[datetime] = []
-    for _, _, at, _ in CASES:
-        edge = datetime.fromisoformat(at)
+    for _, _, stamp, _ in CASES:
+        edge = datetime.fromisoformat(stamp)
         moments += [edge + timedelta(seconds=s) for s in range(-3, 4)]
         moments += [edge + timedelta(minutes=m) for m in range(-150, 151, 13)]
     regions = sorted({c[1] for c in CASES})
     asked = [(m, r, lang) for m in sorted(moments) for r in regions for lang in (None, "en")]
     shuffled = asked[:]
     random.Random(13).shuffle(shuffled)
-    for at, region, language in asked + shuffled:
-        expected = resolve(ALL, PEOPLE, "negotiator", region, at, language)
-        assert roster.who("negotiator", region, at, language) == expected, (at, region, language)
+    for moment, region, language in asked + shuffled:
+        expected = resolve(ALL, PEOPLE, "negotiator", region, moment, language)
+        assert roster.who("negotiator", region, moment, language) == expected, (moment, region, language)
 
 
 def test_an_override_made_through_the_api_is_answered_at_once() -> None:
