@@ -43,7 +43,7 @@ from responder.logging import get_logger
 from responder.oncall import store
 from responder.oncall.config import load_roster, load_schedules, signature
 from responder.oncall.roster import Roster
-from responder.paging.handoff import CATCH_UP, queue_handoffs
+from responder.paging.handoff import CATCH_UP
 from responder.paging.links import LinkSigner
 from responder.paging.outbox import Outbox
 from responder.paging.throttle import FloodRule
@@ -230,12 +230,10 @@ class Housekeeping:
             await refresh_overrides(app)
             await flush_bursts(app[DB], app[CLOCK].now())  # a lock's count is audited when it ends
             await app[ENGINE].refresh_flags()  # STOPs and refused numbers seen by other replicas
-            outbox, now = app[ENGINE].outbox, app[CLOCK].now()
-            if outbox is not None:
-                await outbox.reconcile(settings.env.reconcile_after_s)
-                if await queue_handoffs(app[DB], app[ROSTER], self._since, now):
-                    outbox.kick()
-                self._since = now
+            now = app[CLOCK].now()
+            await app[ENGINE].reconcile(settings.env.reconcile_after_s)
+            await app[ENGINE].hand_offs(self._since, now)
+            self._since = now
         except Exception:
             log.exception("schedules_refresh_failed")
 

@@ -201,13 +201,15 @@ async def a_locked_sqlite_gets_503(db_url: str, sim: PhoneSimulator, http: aioht
     """SQLite's counterpart: another writer holds the lock (a backup, a stuck tool)."""
     service = await start_service(db_url, sim, http, RESPONDER_DB_DEADLINE_S="1")
     path = db_url.split(":///", 1)[1]
-    other = sqlite3.connect(path, isolation_level=None)
+    # The other writer waits for the lock off the event loop: the service may be mid-transaction, and
+    # it needs its loop to finish it (a wait on the loop would hold both up until SQLite's timeout).
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         alert_id = new_alert_id()
-        other.execute("BEGIN IMMEDIATE")
+        await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")
         status, (answer, retry_after) = await post(service.url, http, alert_id)
         assert (status, answer["error"], retry_after) == (503, "unavailable", "5"), answer
-        other.execute("ROLLBACK")
+        await asyncio.to_thread(other.execute, "ROLLBACK")
         status = await retried_post(service.url, http, alert_id)
         assert status in (200, 202)
         assert len([c for c in await cases(service.url, http) if c["alert_id"] == alert_id]) == 1

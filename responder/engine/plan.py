@@ -40,11 +40,6 @@ class Plan:
     def name(self) -> str:
         return self.playbook.name
 
-    @property
-    def watches_tasks(self) -> bool:
-        """Some tier's condition depends on which tasks of the case are done."""
-        return any(s.if_done is not None or s.unless_done is not None for s in self.steps)
-
     def step(self, index: int) -> Step:
         if index < len(self.steps):
             return self.steps[index]

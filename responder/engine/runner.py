@@ -19,17 +19,18 @@ from responder.engine.plan import Plan
 from responder.engine.playbook import AlertFacts
 from responder.engine.reactions import react
 from responder.engine.scheduler import Waker
-from responder.engine.work import WorkDone, apply_work
+from responder.engine.work import WorkDone, case_work
 from responder.logging import get_logger
 from responder.metrics import CHANNEL_FAILOVERS, CONTACT_FLAGS, STEP_LATENESS
 from responder.oncall.roster import Roster
 from responder.paging.contacts import STOP_REASON, clear_flag, load_flags, meaning_of, set_flag
+from responder.paging.handoff import queue_handoffs
 from responder.paging.messages import PageFacts, language_of, sms_line
 from responder.paging.outbox import Outbox
 from responder.settings import PersonConfig
 from responder.store.cases import NewCase
 from responder.store.db import Database
-from responder.store.due import DueCase, NextState, due_cases, tasks_done, write_due_work
+from responder.store.due import DueBatch, DueCase, DueWork, NextState, run_due_step
 from responder.store.models import Case, Page
 from responder.store.queries import (
     ACKNOWLEDGED,
@@ -37,7 +38,6 @@ from responder.store.queries import (
     add_event,
     due_times,
     event_row,
-    insert_page_rows,
     insert_pages,
     new_id,
     notice_row,
@@ -195,29 +195,25 @@ class Engine:
             self._running = False
 
     async def _run_due(self) -> int:
-        """One batch of cases with work due: decide each (pure), then write the batch at once."""
+        """One batch of cases with work due: loaded, decided (pure), written, in one transaction."""
         now = self.clock.now()
-        async with self.db.engine.begin() as conn:
-            cases = await due_cases(conn, WORKING, now, DUE_BATCH)
-            watching = [c.id for c in cases if c.status == OPEN and self.plans[c.playbook].watches_tasks]
-            done = await tasks_done(conn, watching)
-            pages: list[dict[str, Any]] = []
-            events: list[dict[str, Any]] = []
-            states: list[NextState] = []
-            for case in cases:
-                plan = self.plans[case.playbook]
-                if case.status == OPEN:
-                    work = self._step(case, plan, done.get(case.id, frozenset()), now)
-                else:
-                    work = await apply_work(conn, case, plan, self.roster, now)
-                pages += work.pages
-                events += work.events
-                states.append(work.state)
-                self.note_due(work.state.next_due_at)
-            # One statement each for the whole batch (a statement per case cost more than the decisions).
-            await write_due_work(conn, states, events)
-            await insert_page_rows(conn, pages)
-        return len(cases)
+        return await run_due_step(self.db, WORKING, now, DUE_BATCH, lambda batch: self._decide(batch, now))
+
+    def _decide(self, batch: DueBatch, now: datetime) -> DueWork:
+        """What the batch's due work comes to: each open case's step, each accepted case's case work."""
+        work = DueWork()
+        for case in batch.cases:
+            plan = self.plans[case.playbook]
+            if case.status == OPEN:
+                done = self._step(case, plan, batch.done.get(case.id, frozenset()), now)
+            else:
+                done = case_work(case, batch.tasks.get(case.id, []), plan, self.roster, now)
+            work.pages += done.pages
+            work.events += done.events
+            work.states.append(done.state)
+            work.overdue += [(case.id, task) for task in done.overdue]
+            self.note_due(done.state.next_due_at)
+        return work
 
     def _step(self, case: DueCase, plan: Plan, done: frozenset[str], now: datetime) -> WorkDone:
         """The due step of an open case's chain: its events, its pages and where the chain goes next."""
@@ -291,6 +287,16 @@ class Engine:
         when = min((t for t in candidates if t is not None), default=None)
         if when is not None:
             self.waker.wake_at(when)
+
+    async def reconcile(self, after_s: float) -> None:
+        """Ask Twilio about pages it has said nothing more of for `after_s` (a lost callback)."""
+        if self.outbox is not None:
+            await self.outbox.reconcile(after_s)
+
+    async def hand_offs(self, since: datetime, now: datetime) -> None:
+        """The hand-off SMS of every turn that started in (since, now], as outbox rows sent at once."""
+        if self.outbox is not None and await queue_handoffs(self.db, self.roster, since, now):
+            self.outbox.kick()
 
     async def refresh_flags(self) -> None:
         """Copy the contact flags from the database into the roster."""

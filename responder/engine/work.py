@@ -1,19 +1,19 @@
-"""The I/O shell of case work: load an accepted case's tasks, decide (casework.next_work), apply."""
+"""Case work of an accepted case at its due time: its tasks as loaded, decided (casework.next_work),
+turned into the rows the due step writes (notices, events, its new state, tasks newly overdue)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from responder.engine.casework import TaskView, WorkView, next_work
 from responder.engine.plan import Plan
 from responder.engine.playbook import Playbook
 from responder.oncall.roster import Roster
 from responder.paging.messages import PageFacts, language_of, sms_line
-from responder.store.due import DueCase, NextState, mark_overdue, tasks_of
+from responder.store.due import DueCase, DueTask, NextState
 from responder.store.queries import event_row, notice_row
 
 
@@ -38,15 +38,12 @@ class WorkDone:
     pages: list[dict[str, Any]]
     events: list[dict[str, Any]]
     state: NextState
+    overdue: tuple[str, ...] = ()  # tasks now reported overdue, to mark so
 
 
-async def apply_work(
-    conn: AsyncConnection, case: DueCase, plan: Plan, roster: Roster, now: datetime
-) -> WorkDone:
-    """Overdue-task notices and quiet-case nudges for one accepted case, in the caller's transaction:
-    the tasks newly overdue are marked here; the notices, events and new state are the caller's to
-    write with the rest of its batch."""
-    tasks = await tasks_of(conn, case.id)
+def case_work(case: DueCase, tasks: Sequence[DueTask], plan: Plan, roster: Roster, now: datetime) -> WorkDone:
+    """Overdue-task notices and quiet-case nudges for one accepted case (pure): the caller writes them
+    with the rest of its batch, and marks the tasks newly overdue."""
     view = WorkView(
         case.status,
         case.region,
@@ -70,7 +67,6 @@ async def apply_work(
                 notice.channel,
             )
         )
-    await mark_overdue(conn, case.id, decision.overdue, now)
     events = [event_row(case.id, "task_overdue", "engine", now, {"task": task}) for task in decision.overdue]
     if decision.quiet_stage != case.quiet_stage:
         notified = [n.person_id for n in decision.notices if n.kind == "quiet"]
@@ -80,4 +76,4 @@ async def apply_work(
             )
         )
     state = NextState(case.id, case.next_step, decision.next_due_at, case.skew_s, decision.quiet_stage)
-    return WorkDone(pages, events, state)
+    return WorkDone(pages, events, state, tuple(decision.overdue))

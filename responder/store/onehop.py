@@ -14,7 +14,8 @@ aiosqlite's version in pyproject.toml and exercised by every intake on SQLite in
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Table, insert
@@ -80,6 +81,23 @@ class Statement:
         return tuple(out)
 
 
+class Query:
+    """A SELECT compiled once for SQLite (as Statement), its rows read back through each selected
+    column's own result processing (UTC datetimes, JSON, booleans)."""
+
+    def __init__(self, statement: Any) -> None:
+        self._statement = Statement(statement)
+        self._processors = [c.type.result_processor(_DIALECT, None) for c in statement.selected_columns]
+
+    def rows(self, db: sqlite3.Connection, values: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        found = db.execute(self._statement.sql, self._statement.params(values or {})).fetchall()
+        processors = self._processors
+        return [
+            tuple(v if p is None or v is None else p(v) for p, v in zip(processors, row, strict=True))
+            for row in found
+        ]
+
+
 def bind(type_: Any, value: Any) -> Any:
     """A value as a column of `type_` stores it on SQLite (for a parameter of hand-written SQL)."""
     process = type_.bind_processor(_DIALECT)
@@ -110,3 +128,64 @@ async def transaction(conn: AsyncConnection, work: Callable[[sqlite3.Connection]
     except sqlite3.IntegrityError as exc:
         raise IntegrityError("one-hop transaction", None, exc, hide_parameters=True) from None
     return result
+
+
+class Hops:
+    """One transaction in as few hops as its work needs: a read, then (after the event loop has decided
+    what to write) the writes with the COMMIT. The first hop opens it with BEGIN IMMEDIATE."""
+
+    def __init__(self, aio: Any) -> None:
+        self._aio = aio
+        self.begun = self.ended = False
+
+    async def run(self, work: Callable[[sqlite3.Connection], Result], last: bool = False) -> Result:
+        """Run `work` on the database thread in the transaction; `last`: COMMIT in the same hop."""
+        assert not self.ended, "the transaction has ended"
+        begin = not self.begun
+
+        def in_thread() -> Result:
+            db: sqlite3.Connection = self._aio._conn
+            if begin:
+                db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+            except BaseException:
+                self.ended = True
+                db.execute("ROLLBACK")
+                raise
+            if last:
+                db.execute("COMMIT")
+                self.ended = True
+            return result
+
+        self.begun = True
+        try:
+            result: Result = await self._aio._execute(in_thread)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError("one-hop transaction", None, exc, hide_parameters=True) from None
+        # Cancelled while the thread worked: `ended` says whether it finished; hops() ends it if not.
+        return result
+
+    async def _end(self, statement: str) -> None:
+        def in_thread() -> None:
+            if self._aio._conn.in_transaction:  # a hop still running when we were cancelled may have ended it
+                self._aio._conn.execute(statement)
+            self.ended = True
+
+        await self._aio._execute(in_thread)
+
+
+@asynccontextmanager
+async def hops(conn: AsyncConnection) -> AsyncIterator[Hops]:
+    """A transaction on the connection's aiosqlite thread, run hop by hop (`Hops.run`). Left without a
+    last hop it is committed; left by an exception, rolled back."""
+    raw = await conn.get_raw_connection()
+    transaction = Hops(raw.driver_connection)
+    try:
+        yield transaction
+    except BaseException:
+        if transaction.begun and not transaction.ended:
+            await transaction._end("ROLLBACK")
+        raise
+    if transaction.begun and not transaction.ended:
+        await transaction._end("COMMIT")
