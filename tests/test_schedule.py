@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -251,3 +252,26 @@ def test_an_override_made_through_the_api_is_answered_at_once() -> None:
     assert [o.person for o in roster.who("negotiator", "GB", at)] == ["ana", "sam"]
     roster.set_overrides({})
     assert [o.person for o in roster.who("negotiator", "GB", at)] == ["bruno", "sam"]
+
+
+def test_a_local_time_in_the_repeated_hour_is_answered_for_its_own_instant() -> None:
+    """New York's clocks go back at 02:00 EDT on 2026-11-01: 01:15 the second time (fold=1, 06:15Z)
+    is an hour after the first. An override from 05:45Z covers it; asked first at 00:30 (no change
+    within the hour after it), the roster must not take the second 01:15 for a time in that hour."""
+    new_york = ZoneInfo("America/New_York")
+    only = schedule(
+        """
+id: only
+role: negotiator
+regions: ["*"]
+layers:
+  - {people: [lee]}
+overrides:
+  - {person: sam, start: "2026-11-01T05:45:00Z", end: "2026-11-01T08:00:00Z"}
+"""
+    )
+    roster = roster_of([only])
+    first = datetime(2026, 11, 1, 0, 30, tzinfo=new_york)
+    covered = datetime(2026, 11, 1, 1, 15, fold=1, tzinfo=new_york)
+    assert [o.person for o in roster.who("negotiator", "US-NY", first)] == ["lee"]
+    assert [o.person for o in roster.who("negotiator", "US-NY", covered)] == ["sam"]

@@ -7,7 +7,7 @@ API (kept in the database and copied here); `responder.oncall.schedule` does the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from responder.oncall.schedule import (
     OnCall,
@@ -69,6 +69,7 @@ class Roster:
         """Who, in order, for the role in the region at that time (nearest staffed region). Every
         alert asks this; the answer is worked out once per stretch of time in which no schedule
         changes hands."""
+        at = at.astimezone(UTC)  # the window is compared in UTC: a local time's fold would be ignored
         if self._steady is None or not self._steady[0] <= at < self._steady[1]:
             end = at + STEADY_HORIZON
             changes = [t for s in self.schedules for t in change_times(s, at, end)[:1]]

@@ -124,7 +124,8 @@ class _DueQueries:
         due = (
             select(*(CASE.c[f.name] for f in fields(DueCase)))
             .where(*_due_where(statuses))
-            .order_by(CASE.c.priority, CASE.c.next_due_at)
+            # The id breaks ties, so that the subqueries below find exactly the batch's cases.
+            .order_by(CASE.c.priority, CASE.c.next_due_at, CASE.c.id)
             .limit(limit)
         )
         self.cases = due.with_for_update(skip_locked=True)
