@@ -51,8 +51,9 @@ from responder.paging.twilio_client import SignatureChecker, TwilioGateway
 from responder.settings import Settings
 from responder.store.db import Database
 from responder.store.migrate import is_up_to_date
-from responder.store.models import Integration, Page, Person
+from responder.store.models import Case, Integration, Page, Person
 from responder.store.queries import CLAIMED, PENDING
+from responder.store.sealed import SealError, use_keyring
 from responder.web import headers as web_headers
 from responder.web import views as web_pages
 
@@ -106,8 +107,14 @@ def build_app(settings: Settings, clock: Clock | None = None) -> web.Application
     playbooks = load_playbooks(settings.env.playbooks_dir)
     roster = load_roster(settings)
     problems = check_serving(settings) + check_playbooks(roster, playbooks)
+    if settings.keyring is None:
+        problems.append(
+            "environment RESPONDER_DATA_KEYS must hold the data keys that seal the person's data "
+            "(`responder keys new` prints one)"
+        )
     if problems:
         raise ConfigError(problems)
+    use_keyring(settings.keyring)
     middlewares: list[Middleware] = [errors_middleware]
     if settings.env.trusted_proxies:  # the client behind them, for the login limit and the audit log
         middlewares.append(forwarded_middleware(settings.env.trusted_proxies))
@@ -154,6 +161,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     try:
         if not await is_up_to_date(db):
             raise ConfigError(["database schema is not up to date: run `responder db upgrade` first"])
+        await _check_keys(db)
         ids = await _sync_roster(db, app[SETTINGS], app[CLOCK].now())
     except BaseException:
         await db.close()
@@ -162,6 +170,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[INTAKE] = Intake(db, app[PLAYBOOKS], ids, app[CLOCK])
     yield
     await db.close()
+
+
+async def _check_keys(db: Database) -> None:
+    """A keyring that cannot open what is stored stops the start, with the key it would need: never a
+    service that writes under one key what it cannot read under another."""
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(select(col(Case.alert)).order_by(col(Case.received_at).desc()).limit(1))
+        try:
+            rows.all()  # opened as it is read
+        except SealError as exc:
+            raise ConfigError([f"environment RESPONDER_DATA_KEYS: {exc}"]) from None
 
 
 async def _sync_roster(db: Database, settings: Settings, now: datetime) -> dict[str, int]:

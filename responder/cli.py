@@ -32,6 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="validate the config file and playbooks; non-zero on any error")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
+    keys = sub.add_parser("keys", help="the data keys that seal the person's data (RESPONDER_DATA_KEYS)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    new_key = keys_sub.add_parser("new", help="print a new keyring entry (id:base64key)")
+    new_key.add_argument("--id", default=None, help="the key's id (default: k<date>)")
+    rotate = keys_sub.add_parser("rotate", help="re-seal every stored value under the first key")
+    rotate.add_argument("--batch", type=int, default=200, help="rows per transaction (default 200)")
+    rotate.add_argument(
+        "--max-rows", type=int, default=None, help="stop after this many (run again to go on)"
+    )
     alert = sub.add_parser("simulate-alert", help="post a signed sample alert to a running service")
     alert.add_argument("file", help="alert JSON, e.g. tests/samples/imminent-live-fr.json")
     alert.add_argument("--url", default=None, help="service base URL (default: RESPONDER_PUBLIC_URL)")
@@ -99,6 +108,8 @@ def _run(args: argparse.Namespace) -> int:
         from responder.tools import explain_playbook
 
         return explain_playbook(args.file, args.alert, args.region, args.accept_at)
+    if args.command == "keys":
+        return _keys(args)
     if args.command == "demo":
         from responder.demo import run_demo
 
@@ -185,6 +196,40 @@ def _warnings(settings: Settings) -> list[str]:
     if not settings.env.ical_secret:
         lines.append("note: RESPONDER_ICAL_SECRET is not set: the calendar feeds are off (404)")
     return lines
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from responder.clock import utcnow
+    from responder.settings import load_settings
+    from responder.store.sealed import new_key_entry
+
+    if args.keys_command == "new":
+        print(new_key_entry(args.id or f"k{utcnow():%Y%m%d}"))
+        return 0
+    settings = load_settings(require_secrets=False)  # the data keys only: checked here
+    configure_logging(settings.env.log_format, settings.env.log_level)
+    if settings.keyring is None:
+        why = [w for w in (*settings.missing_secrets, *settings.weak_secrets) if "RESPONDER_DATA_KEYS" in w]
+        raise ConfigError(why)
+    return asyncio.run(_rotate(settings, args.batch, args.max_rows))
+
+
+async def _rotate(settings: Settings, batch: int, max_rows: int | None) -> int:
+    from responder.store.db import Database
+    from responder.store.rekey import rotate
+
+    if batch < 1 or (max_rows is not None and max_rows < 1):
+        print("responder: --batch and --max-rows must be at least 1", file=sys.stderr)
+        return 2
+    assert settings.keyring is not None  # _keys refuses to go on without it
+    db = Database(settings.env.database_url)
+    try:
+        done = await rotate(db, settings.keyring, batch, max_rows)
+    finally:
+        await db.close()
+    left = "; more to do: run it again" if done.left else "; every value is under it"
+    print(f"re-sealed {done.resealed} values under key {settings.keyring.current}{left}")
+    return 0
 
 
 async def _db(url: str, action: str) -> int:

@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from responder.domain import Role
 from responder.errors import ConfigError
 from responder.secret_checks import short_secret, weak_webhook_secret
+from responder.store.sealed import Keyring, KeyringError
 from responder.yamlfile import PathKey, load_yaml, validate_doc
 
 DEFAULT_REGION = "*"
@@ -78,6 +79,9 @@ class EnvSettings(BaseSettings):
         72.0, ge=0, le=24 * 365, validation_alias="RESPONDER_HOLDER_ACCESS_AFTER_RESOLVE_H"
     )
     api_token: str = Field("", validation_alias="RESPONDER_API_TOKEN", repr=False)
+    # The keyring that seals the person's data at rest (store/sealed.py): id:base64key, ... (the first
+    # seals, all open). `serve` refuses to start without it.
+    data_keys: str = Field("", validation_alias="RESPONDER_DATA_KEYS", repr=False)
     link_secret: str = Field("", validation_alias="RESPONDER_LINK_SECRET", repr=False)
     # Keys the calendar feed URLs; its own secret, so feed URLs and accept links never share a key.
     # Empty: the feeds are off (404).
@@ -262,6 +266,7 @@ class Settings:
     env: EnvSettings
     config: ConfigFile
     webhook_secrets: Mapping[str, str]
+    keyring: Keyring | None = None  # None only when loaded without require_secrets
     missing_secrets: tuple[str, ...] = ()  # only when loaded without require_secrets
     weak_secrets: tuple[str, ...] = ()  # too short to keep guessing out; likewise
 
@@ -297,6 +302,17 @@ def load_settings(environ: Mapping[str, str] | None = None, require_secrets: boo
             )
         secrets[integration.name] = secret
     weak = _weak_secrets(env, config, environ, doc.filename, doc.line_of)
+    keyring: Keyring | None = None
+    if not env.data_keys:
+        missing.append(
+            "environment RESPONDER_DATA_KEYS must hold the data keys that seal the person's data "
+            "(`responder keys new` prints one)"
+        )
+    else:
+        try:
+            keyring = Keyring.parse(env.data_keys)
+        except KeyringError as exc:
+            weak.append(f"environment {exc}")
     refused = missing + weak if require_secrets else []
     if problems or refused:
         raise ConfigError(problems + refused)
@@ -304,6 +320,7 @@ def load_settings(environ: Mapping[str, str] | None = None, require_secrets: boo
         env=env,
         config=config,
         webhook_secrets=secrets,
+        keyring=keyring,
         missing_secrets=tuple(missing),
         weak_secrets=tuple(weak),
     )

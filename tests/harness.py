@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -41,6 +43,8 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 API_TOKEN = "test-api-token-0123456789abcdefghij"
 LINK_SECRET = "test-link-secret-0123456789abcdefgh"
 ICAL_SECRET = "test-ical-secret-0123456789abcdefgh"
+# The keyring that seals the person's data (a fixed test key: 32 bytes, base64).
+DATA_KEYS = "t1:dGVzdC1kYXRhLWtleS0wMTIzNDU2Nzg5YWJjZGVmZ2g="
 SOCIAL_SECRET = "whsec_" + "c29jaWFsLWV4YW1wbGUtc2VjcmV0LWZvci10ZXN0cw=="
 FORUM_SECRET = "whsec_" + "Zm9ydW0tZXhhbXBsZS1zZWNyZXQtZm9yLXRlc3Rz"
 SERVICE_NUMBER = "+15005550006"
@@ -96,6 +100,7 @@ def environment(db_url: str, public_url: str, api_base: str, **extra: str) -> di
         "RESPONDER_API_TOKEN": API_TOKEN,
         "RESPONDER_LINK_SECRET": LINK_SECRET,
         "RESPONDER_ICAL_SECRET": ICAL_SECRET,
+        "RESPONDER_DATA_KEYS": DATA_KEYS,
         "RESPONDER_SECRET_SOCIAL_EXAMPLE": SOCIAL_SECRET,
         "RESPONDER_SECRET_FORUM_EXAMPLE": FORUM_SECRET,
         "RESPONDER_TIME_SCALE": "0.01",
@@ -305,6 +310,26 @@ def manual_clock() -> ManualClock:
     """A clock for the service that only the test moves (`Service.advance`). It starts at the wall
     time, to the second, so the schedules find the people on call today as the other tests do."""
     return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+async def responder_command(
+    db_url: str, public_url: str, sim_url: str, *args: str, **env: str
+) -> tuple[int, str, str]:
+    """A `responder` command in its own process, with a service's environment (its database, its
+    secrets) and `env` on top: (exit code, stdout, stderr)."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "responder",
+        *args,
+        env={**os.environ, **environment(db_url, public_url, sim_url), **env},
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await child.communicate()
+    assert child.returncode is not None
+    return child.returncode, out.decode(), err.decode()
 
 
 def new_alert_id() -> str:

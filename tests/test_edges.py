@@ -12,10 +12,12 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import select
+from sqlmodel import col
 
 from responder.simulator import Behaviour
 from responder.store.db import Database
+from responder.store.models import Case, CaseEvent
 from responder.tools import signed_headers
 from tests.harness import API_TOKEN, SOCIAL_SECRET, Service, new_alert_id, sample
 
@@ -147,12 +149,13 @@ async def test_a_webhook_id_over_128_characters_gets_422(service: Service) -> No
 
 
 async def stored_text(service: Service) -> str:
-    """Every stored alert and timeline detail, as the database holds them."""
+    """Every stored alert and timeline detail, as the service reads them back (opened: the alert is
+    sealed at rest, tests/test_privacy_at_rest.py)."""
     db = Database(service.settings.env.database_url)
     try:
         async with db.engine.connect() as conn:
-            alerts = (await conn.execute(text('SELECT alert FROM "case"'))).scalars().all()
-            details = (await conn.execute(text("SELECT detail FROM case_event"))).scalars().all()
+            alerts = (await conn.execute(select(col(Case.alert)))).scalars().all()
+            details = (await conn.execute(select(col(CaseEvent.detail)))).scalars().all()
     finally:
         await db.close()
     return json.dumps([*alerts, *details], default=str)

@@ -3,10 +3,7 @@ line (audited) answers 404 while every other feed still works; without the secre
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from typing import Any
 
 import aiohttp
@@ -15,26 +12,13 @@ from sqlalchemy import text
 from responder.oncall.ical import feed_key
 from responder.simulator import PhoneSimulator
 from responder.store.db import Database
-from tests.harness import API_TOKEN, LINK_SECRET, ROOT, Service, environment, start_service, stop_service
+from tests.harness import API_TOKEN, LINK_SECRET, Service, responder_command, start_service, stop_service
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 async def responder(service: Service, db_url: str, *args: str, **env: str) -> tuple[int, str, str]:
-    """A `responder` command with the service's environment (its database, its secrets)."""
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "responder",
-        *args,
-        env={**os.environ, **environment(db_url, service.url, service.sim.url), **env},
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await child.communicate()
-    assert child.returncode is not None
-    return child.returncode, out.decode(), err.decode()
+    return await responder_command(db_url, service.url, service.sim.url, *args, **env)
 
 
 async def api(service: Service, path: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -80,9 +81,15 @@ def create_engine(url: str, deadline_s: float = DEFAULT_DEADLINE_S) -> AsyncEngi
 
 
 def _ensure_sqlite_dir(url: str) -> None:
+    """The database's folder, and its file made readable by its owner only (0600) before SQLite opens
+    it: the person's data is in it, and SQLite gives the WAL and shared-memory files the permissions of
+    the database file."""
     path = url.split(":///", 1)[1] if ":///" in url else ""
     if path and path != ":memory:" and not path.startswith("file:"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, 0o600)
 
 
 class Database:

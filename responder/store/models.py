@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from responder.store.sealed import SealedJSON, SealedText, TimelineDetail
 from responder.store.types import UTCDateTime
 
 
@@ -55,7 +56,10 @@ class Case(SQLModel, table=True):
     region: str | None = Field(default=None, max_length=16)
     language: str | None = Field(default=None, max_length=35)
     playbook: str = Field(max_length=64)
-    alert: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The person's data: sealed at rest (store/sealed.py); the routing facts above stay in clear.
+    alert: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(SealedJSON("case.alert"), nullable=False)
+    )
     detected_at: datetime = _utc()
     received_at: datetime = _utc()
     chain_started_at: datetime = _utc()
@@ -71,7 +75,9 @@ class Case(SQLModel, table=True):
     resolved_at: datetime | None = _utc(default=None, nullable=True)
     resolved_by: str | None = Field(default=None, max_length=64)
     outcome: str | None = Field(default=None, max_length=40)
-    outcome_note: str | None = Field(default=None, max_length=2000)
+    outcome_note: str | None = Field(
+        default=None, sa_column=Column(SealedText("case.outcome_note"), nullable=True)
+    )
     # Case work (a task done, a note, the accept itself) resets the re-escalation clock.
     last_activity_at: datetime | None = _utc(default=None, nullable=True)
     quiet_stage: int = 0  # how many re-escalation nudges went out since the last activity
@@ -109,7 +115,8 @@ class CaseEvent(SQLModel, table=True):
     at: datetime = _utc()
     type: str = Field(max_length=40)
     actor: str = Field(max_length=80)
-    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # What staff wrote (a note, an outcome's reason) is sealed inside it (store/sealed.py).
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(TimelineDetail(), nullable=False))
 
 
 class Delivery(SQLModel, table=True):
