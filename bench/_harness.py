@@ -98,6 +98,7 @@ def environment(db_url: str, public_url: str, api_base: str, log_level: str = "w
         "RESPONDER_API_TOKEN": API_TOKEN,
         "RESPONDER_LINK_SECRET": "bench-link-secret-0123456789abcdefg",
         "RESPONDER_DATA_KEYS": "b1:YmVuY2gtZGF0YS1rZXktMDEyMzQ1Njc4OWFiY2RlZmc=",
+        "RESPONDER_PSEUDONYM_KEY": "bench-pseudonym-key-0123456789abcdefg",
         "RESPONDER_SECRET_SOCIAL_EXAMPLE": SOCIAL_SECRET,
         "RESPONDER_SECRET_FORUM_EXAMPLE": FORUM_SECRET,
         "RESPONDER_TIME_SCALE": "1",

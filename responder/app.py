@@ -37,6 +37,7 @@ from responder.engine.plan import compile_plan
 from responder.engine.playbook import Playbook, load_playbooks
 from responder.engine.runner import Engine
 from responder.errors import ConfigError
+from responder.intake.pseudonyms import Pseudonyms
 from responder.intake.service import Intake
 from responder.intake.signatures import SignatureVerifier
 from responder.logging import get_logger
@@ -167,7 +168,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         await db.close()
         raise
     app[DB] = db
-    app[INTAKE] = Intake(db, app[PLAYBOOKS], ids, app[CLOCK])
+    pseudonyms = Pseudonyms(app[SETTINGS].env.pseudonym_key)
+    app[INTAKE] = Intake(db, app[PLAYBOOKS], ids, app[CLOCK], pseudonyms)
     yield
     await db.close()
 

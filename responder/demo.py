@@ -77,6 +77,7 @@ def _environment(db_path: Path, public_url: str, api_base: str) -> dict[str, str
         # Made afresh each run, as long as `serve` demands (32 characters at least).
         "RESPONDER_API_TOKEN": secrets.token_urlsafe(32),
         "RESPONDER_LINK_SECRET": secrets.token_urlsafe(32),
+        "RESPONDER_PSEUDONYM_KEY": secrets.token_urlsafe(32),
         "RESPONDER_DATA_KEYS": new_key_entry("demo"),  # a fresh key each demo: its data dies with it
         "RESPONDER_ICAL_SECRET": secrets.token_urlsafe(32),
         "RESPONDER_TIME_SCALE": str(TIME_SCALE),

@@ -82,6 +82,9 @@ class EnvSettings(BaseSettings):
     # The keyring that seals the person's data at rest (store/sealed.py): id:base64key, ... (the first
     # seals, all open). `serve` refuses to start without it.
     data_keys: str = Field("", validation_alias="RESPONDER_DATA_KEYS", repr=False)
+    # Keys the subjects' pseudonyms (intake/pseudonyms.py): a key of its own. Changing it breaks the
+    # links between a person's earlier cases and later ones.
+    pseudonym_key: str = Field("", validation_alias="RESPONDER_PSEUDONYM_KEY", repr=False)
     link_secret: str = Field("", validation_alias="RESPONDER_LINK_SECRET", repr=False)
     # Keys the calendar feed URLs; its own secret, so feed URLs and accept links never share a key.
     # Empty: the feeds are off (404).
@@ -303,6 +306,11 @@ def load_settings(environ: Mapping[str, str] | None = None, require_secrets: boo
         secrets[integration.name] = secret
     weak = _weak_secrets(env, config, environ, doc.filename, doc.line_of)
     keyring: Keyring | None = None
+    if not env.pseudonym_key:
+        missing.append(
+            "environment RESPONDER_PSEUDONYM_KEY must hold the key of the subjects' pseudonyms "
+            "(make one with `openssl rand -base64 32`)"
+        )
     if not env.data_keys:
         missing.append(
             "environment RESPONDER_DATA_KEYS must hold the data keys that seal the person's data "
@@ -338,6 +346,7 @@ def _weak_secrets(
         "RESPONDER_API_TOKEN": env.api_token,
         "RESPONDER_LINK_SECRET": env.link_secret,
         "RESPONDER_ICAL_SECRET": env.ical_secret,
+        "RESPONDER_PSEUDONYM_KEY": env.pseudonym_key,
     }
     weak = [f"environment {name}: {why}" for name, value in values.items() if (why := short_secret(value))]
     for index, integration in enumerate(config.integrations):

@@ -101,6 +101,7 @@ def environment(db_url: str, public_url: str, api_base: str, **extra: str) -> di
         "RESPONDER_LINK_SECRET": LINK_SECRET,
         "RESPONDER_ICAL_SECRET": ICAL_SECRET,
         "RESPONDER_DATA_KEYS": DATA_KEYS,
+        "RESPONDER_PSEUDONYM_KEY": "test-pseudonym-key-0123456789abcdefgh",
         "RESPONDER_SECRET_SOCIAL_EXAMPLE": SOCIAL_SECRET,
         "RESPONDER_SECRET_FORUM_EXAMPLE": FORUM_SECRET,
         "RESPONDER_TIME_SCALE": "0.01",

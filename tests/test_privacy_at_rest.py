@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from responder.api.keys import DB
 from responder.store.cases import load_case
-from tests.harness import API_TOKEN, Service, new_alert_id, sample
+from tests.harness import API_TOKEN, FORUM_SECRET, Service, new_alert_id, sample
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 MARKERS = {
@@ -103,3 +103,26 @@ async def test_no_personal_field_is_stored_in_clear(db_url: str, service: Servic
         path = Path(db_url.split(":///", 1)[1])
         modes = {p.name: oct(p.stat().st_mode & 0o777) for p in path.parent.glob(path.name + "*")}
         assert path.name + "-wal" in modes and set(modes.values()) == {"0o600"}, modes
+
+
+async def test_a_persons_earlier_cases_are_found_by_pseudonym_alone(db_url: str, service: Service) -> None:
+    """The same account on the same platform links the cases; the same account id on another platform
+    is another person. The database holds the pseudonym, never the account id in clear."""
+    first = sample("imminent-live-fr.json", alert_id=new_alert_id())
+    first["subject"] = {**first["subject"], "account_id": MARKERS["account_id"]}
+    status, a = await service.post_alert(first)
+    assert status == 202
+    again = sample("imminent-live-fr.json", alert_id=new_alert_id())
+    again["subject"] = {**again["subject"], "account_id": MARKERS["account_id"]}
+    status, b = await service.post_alert(again)
+    assert status == 202
+    elsewhere = sample("medium-comment-us.json", alert_id=new_alert_id())
+    elsewhere["subject"] = {**(elsewhere.get("subject") or {}), "account_id": MARKERS["account_id"]}
+    status, c = await service.post_alert(elsewhere, secret=FORUM_SECRET)
+    assert status == 202
+    later = await service.case(b["case_id"])
+    assert [e["id"] for e in later["earlier_cases"]] == [a["case_id"]]
+    assert later["earlier_cases"][0]["ref"] == (await service.case(a["case_id"]))["ref"]
+    assert (await service.case(a["case_id"]))["earlier_cases"] == []  # earlier ones only
+    assert (await service.case(c["case_id"]))["earlier_cases"] == []  # another platform's account
+    assert MARKERS["account_id"].encode() not in await stored_text(db_url)

@@ -402,3 +402,23 @@ async def test_a_browser_gets_every_failure_as_a_page_and_an_api_client_as_json(
         f"{service.url}/v1/cases/{case_id}", headers={"Authorization": f"Bearer {API_TOKEN}"}
     ) as answer:
         assert answer.status == 500 and (await answer.json()).keys() == {"error", "request_id"}
+
+
+async def test_the_case_page_links_the_persons_earlier_cases(service: Service) -> None:
+    ids = []
+    for _ in range(2):
+        alert = sample("imminent-live-fr.json", alert_id=new_alert_id())
+        alert["subject"] = {**alert["subject"], "account_id": "same-person-4410"}
+        status, body = await service.post_alert(alert)
+        assert status == 202
+        ids.append(body["case_id"])
+    manager = Browser(service.url)
+    try:
+        await manager.login("maya")
+        status, page = await manager.get(f"/cases/{ids[1]}")
+        assert status == 200
+        assert "1 earlier case for this person" in page and f'href="/cases/{ids[0]}"' in page, page
+        status, page = await manager.get(f"/cases/{ids[0]}")
+        assert status == 200 and "earlier case" not in page
+    finally:
+        await manager.close()

@@ -32,7 +32,12 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def case_json(
-    request: web.Request, case: Case, events: list[CaseEvent], pages: list[Page], tasks: list[CaseTask]
+    request: web.Request,
+    case: Case,
+    events: list[CaseEvent],
+    pages: list[Page],
+    tasks: list[CaseTask],
+    earlier: list[Case],
 ) -> dict[str, Any]:
     roster = request.app[ROSTER]
     holder = roster.person(case.accepted_by) if case.accepted_by else None
@@ -94,6 +99,17 @@ def case_json(
         ],
         "timeline": [
             {"type": e.type, "at": _iso(e.at), "actor": e.actor, "detail": e.detail} for e in events
+        ],
+        # The same person's earlier cases (by the subject's pseudonym), newest first.
+        "earlier_cases": [
+            {
+                "id": c.id,
+                "ref": c.ref,
+                "status": c.status,
+                "received_at": _iso(c.received_at),
+                "outcome": c.outcome,
+            }
+            for c in earlier
         ],
     }
 

@@ -18,6 +18,7 @@ from responder.clock import Clock
 from responder.engine.playbook import AlertFacts, Playbook
 from responder.engine.work import task_rows
 from responder.errors import NotFound
+from responder.intake.pseudonyms import Pseudonyms
 from responder.intake.schema import Alert
 from responder.store import onehop
 from responder.store.cases import NewCase
@@ -91,8 +92,10 @@ class Intake:
         playbooks: Sequence[Playbook],
         integration_ids: Mapping[str, int],
         clock: Clock,
+        pseudonyms: Pseudonyms | None = None,
     ) -> None:
         self.db, self.playbooks, self.integration_ids, self.clock = db, playbooks, integration_ids, clock
+        self.pseudonyms = pseudonyms  # None: cases get no subject key (a benchmark's seeder)
 
     async def receive(
         self, integration: str, webhook_id: str, alert: Alert, first: FirstStep | None = None
@@ -191,7 +194,13 @@ class Intake:
             received_at=now,
             chain_started_at=now,
             next_due_at=now,
+            subject_key=self._subject_key(integration, alert),
         )
+
+    def _subject_key(self, integration: str, alert: Alert) -> str | None:
+        if self.pseudonyms is None or alert.subject is None:
+            return None
+        return self.pseudonyms.of(integration, alert.subject.account_id)
 
     def _received(self, integration: str, case: NewCase, alert: Alert) -> dict[str, Any]:
         detail = {
@@ -271,6 +280,7 @@ class Intake:
                 merged[key] = {**(merged.get(key) or {}), **raw[key]}
         merged["risk"] = raw.get("risk", merged.get("risk"))
         case.alert = merged
+        case.subject_key = case.subject_key or self._subject_key(integration, alert)
         became_live = alert.is_live and not case.is_live
         case.is_live = case.is_live or alert.is_live
         case.priority = min(case.priority, priority_of(alert))

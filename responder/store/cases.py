@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import false, func, select
+from sqlalchemy.orm import load_only
 from sqlmodel import col
 
 from responder.domain import OPEN
@@ -14,7 +15,8 @@ from responder.errors import NotFound
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, CaseTask, Page
 
-CaseRecord = tuple[Case, list[CaseEvent], list[Page], list[CaseTask]]
+# The case, its events, pages and tasks, and the earlier cases of the same subject (by pseudonym).
+CaseRecord = tuple[Case, list[CaseEvent], list[Page], list[CaseTask], list[Case]]
 
 
 @dataclass(slots=True)
@@ -43,16 +45,19 @@ class NewCase:
     skew_s: float = 0.0
     declined: list[str] = field(default_factory=list)
     quiet_stage: int = 0
+    subject_key: str | None = None
 
     def row(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _NEW_CASE_COLUMNS}
 
 
 _NEW_CASE_COLUMNS = tuple(NewCase.__dataclass_fields__)
+_EARLIER_COLUMNS = ("id", "ref", "status", "received_at", "outcome")
 
 
 async def load_case(db: Database, case_id: str) -> CaseRecord:
-    """The case, its events (oldest first), pages and tasks; NotFound when there is no such case."""
+    """The case, its events (oldest first), pages and tasks, and the subject's earlier cases (newest
+    first, at most 20); NotFound when there is no such case."""
     async with db.sessions() as session:
         case = await session.get(Case, case_id)
         if case is None:
@@ -86,7 +91,21 @@ async def load_case(db: Database, case_id: str) -> CaseRecord:
             .scalars()
             .all()
         )
-    return case, list(events), list(pages), list(tasks)
+        earlier: list[Case] = []
+        if case.subject_key is not None:
+            found = await session.execute(
+                select(Case)
+                .options(load_only(*(getattr(Case, c) for c in _EARLIER_COLUMNS)))  # never the alert
+                .where(
+                    col(Case.subject_key) == case.subject_key,
+                    col(Case.received_at) < case.received_at,
+                    col(Case.id) != case.id,
+                )
+                .order_by(col(Case.received_at).desc())
+                .limit(20)
+            )
+            earlier = list(found.scalars())
+    return case, list(events), list(pages), list(tasks), earlier
 
 
 async def get_case(db: Database, case_id: str) -> Case:

@@ -87,9 +87,13 @@ def _ensure_sqlite_dir(url: str) -> None:
     path = url.split(":///", 1)[1] if ":///" in url else ""
     if path and path != ":memory:" and not path.startswith("file:"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        if os.stat(path).st_mode & 0o077:
-            os.chmod(path, 0o600)
+        # Never open an existing file here: closing any descriptor of it would drop the POSIX locks
+        # SQLite holds on it in this process (another Database on the same file, say).
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
 
 
 class Database:

@@ -56,6 +56,9 @@ class Case(SQLModel, table=True):
     region: str | None = Field(default=None, max_length=16)
     language: str | None = Field(default=None, max_length=35)
     playbook: str = Field(max_length=64)
+    # The subject's pseudonym: a keyed HMAC of (integration, account id), never the identity; cases of
+    # the same person share it (intake/pseudonyms.py).
+    subject_key: str | None = Field(default=None, index=True, max_length=64)
     # The person's data: sealed at rest (store/sealed.py); the routing facts above stay in clear.
     alert: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column(SealedJSON("case.alert"), nullable=False)
