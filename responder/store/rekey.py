@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Table, Text, bindparam, select, type_coerce, update
+from sqlalchemy import JSON, Table, Text, bindparam, cast, or_, select, type_coerce, update
 
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent
-from responder.store.sealed import PERSONAL_DETAIL_KEYS, Keyring, key_of
+from responder.store.sealed import PERSONAL_DETAIL_KEYS, PREFIX, Keyring, key_of
 
 CASE: Table = Case.__table__  # type: ignore[attr-defined]
 EVENT: Table = CaseEvent.__table__  # type: ignore[attr-defined]
@@ -104,7 +104,13 @@ async def _rotate_events(
             rows = (
                 await conn.execute(
                     select(EVENT.c.id, raw)
-                    .where(EVENT.c.id > after, EVENT.c.type.in_(_PERSONAL_EVENTS))
+                    .where(
+                        EVENT.c.id > after,
+                        # Those that carry what staff wrote, and any other with a sealed value in it.
+                        or_(
+                            EVENT.c.type.in_(_PERSONAL_EVENTS), cast(EVENT.c.detail, Text()).contains(PREFIX)
+                        ),
+                    )
                     .order_by(EVENT.c.id)
                     .limit(batch)
                 )

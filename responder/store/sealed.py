@@ -19,7 +19,6 @@ import binascii
 import json
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,8 +217,3 @@ def open_text(value: Any, context: str) -> Any:
     if isinstance(value, str) and value.startswith(PREFIX):
         return keyring().open(value, context).decode()
     return value
-
-
-def sealed_fields() -> Sequence[str]:
-    """What is sealed, for the docs and the checks."""
-    return ("case.alert", "case.outcome_note", *(f"case_event.detail.{k}" for k in PERSONAL_DETAIL_KEYS))
