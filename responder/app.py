@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -54,6 +54,7 @@ from responder.store.db import Database
 from responder.store.migrate import is_up_to_date
 from responder.store.models import Case, Integration, Page, Person
 from responder.store.queries import CLAIMED, PENDING
+from responder.store.retention import run_retention
 from responder.store.sealed import SealError, use_keyring
 from responder.web import headers as web_headers
 from responder.web import views as web_pages
@@ -231,15 +232,21 @@ async def _schedules(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+# How often housekeeping looks for the person's data whose retention is over (store/retention.py).
+RETENTION_EVERY = timedelta(minutes=10)
+
+
 class Housekeeping:
     """Once per sweep interval: reload changed schedule files, copy overrides and contact flags made by
     other replicas, audit the refused logins of lock windows that ended, reconcile pages Twilio said
-    nothing more about, and send hand-off SMS."""
+    nothing more about, send hand-off SMS, and redact the person's data whose retention is over."""
 
     def __init__(self, app: web.Application) -> None:
         self._app = app
         self._seen = signature(app[SETTINGS].schedules_dir)
         self._since = app[CLOCK].now() - CATCH_UP
+        self._retention = app[SETTINGS].config.retention.rules()
+        self._next_retention = app[CLOCK].now()  # at the first beat, then every RETENTION_EVERY
 
     async def run(self) -> None:
         app, settings = self._app, self._app[SETTINGS]
@@ -257,6 +264,15 @@ class Housekeeping:
             self._since = now
         except Exception:
             log.exception("schedules_refresh_failed")
+        now = app[CLOCK].now()
+        if now >= self._next_retention:
+            self._next_retention = now + RETENTION_EVERY
+            try:
+                for done in await run_retention(app[DB], self._retention, now):
+                    log.info("case_redacted", case_id=done.case_id, identity=done.identity, notes=done.notes)
+            except Exception:
+                log.exception("retention_failed")  # tried again at the next beat
+                self._next_retention = now
 
 
 async def _reload_schedules(app: web.Application) -> None:

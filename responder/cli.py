@@ -41,6 +41,22 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument(
         "--max-rows", type=int, default=None, help="stop after this many (run again to go on)"
     )
+    subject = sub.add_parser(
+        "subject", help="a subject request: what is held about one person, or its erasure"
+    )
+    subject_sub = subject.add_subparsers(dest="subject_command", required=True)
+    for action, about in (
+        ("export", "write what the service holds about the person (decrypted) to a new file"),
+        ("erase", "redact the person's identity and notes in every resolved case now"),
+    ):
+        request = subject_sub.add_parser(action, help=about)
+        request.add_argument("--integration", required=True, help="the platform, as named in the config")
+        request.add_argument("--account-id", required=True, help="their account id on that platform")
+        request.add_argument(
+            "--requested-by", required=True, help="who asks, for the audit (e.g. dpo:ticket-4411)"
+        )
+        if action == "export":
+            request.add_argument("--out", required=True, help="a new file (written 0600)")
     alert = sub.add_parser("simulate-alert", help="post a signed sample alert to a running service")
     alert.add_argument("file", help="alert JSON, e.g. tests/samples/imminent-live-fr.json")
     alert.add_argument("--url", default=None, help="service base URL (default: RESPONDER_PUBLIC_URL)")
@@ -101,9 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
-    from responder.settings import load_settings
-
+def _standalone(args: argparse.Namespace) -> int | None:
+    """The commands that load the settings their own way, or none."""
     if args.command == "playbook":
         from responder.tools import explain_playbook
 
@@ -114,8 +129,16 @@ def _run(args: argparse.Namespace) -> int:
         from responder.demo import run_demo
 
         return asyncio.run(run_demo(scripted=args.scripted, alert_path=args.alert))
+    return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from responder.settings import load_settings
+
+    if (done := _standalone(args)) is not None:
+        return done
     settings = load_settings(
-        require_secrets=args.command not in ("check", "db", "oncall", "ical", "users", "tokens")
+        require_secrets=args.command not in ("check", "db", "oncall", "ical", "users", "tokens", "subject")
     )
     configure_logging(settings.env.log_format, settings.env.log_level)
     if args.command == "check":
@@ -143,6 +166,10 @@ def _run(args: argparse.Namespace) -> int:
         return command(settings, args.kind, args.id)
     if args.command == "db":
         return asyncio.run(_db(settings.env.database_url, args.action))
+    if args.command == "subject":
+        from responder.subjects import run as run_subject
+
+        return run_subject(settings, args)
     if args.command == "simulate-alert":
         from responder.tools import simulate_alert
 

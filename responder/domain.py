@@ -12,6 +12,20 @@ from typing import Literal
 # A case: paging (open), someone has it (acknowledged), closed with an outcome (resolved).
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 CASE_STATUSES = (OPEN, ACKNOWLEDGED, RESOLVED)
+# What became of the person, recorded with the resolution (PRODUCT.md §5); retention is set per outcome.
+OUTCOMES = (
+    "located_safe",
+    "deescalated",
+    "transported_voluntary",
+    "transported_involuntary",
+    "medical_intervention",
+    "deceased",
+    "unable_to_locate",
+    "referred_other_jurisdiction",
+    "false_positive",
+    "duplicate",
+    "platform_data_unavailable",
+)
 
 
 class PageState(StrEnum):
@@ -64,6 +78,8 @@ LEADS = ("team_lead", "manager")
 # Who reads the outcome review: the monthly report, CSV export, the review API (team leads also see
 # the dashboard, which lists the cases they work).
 REVIEWERS = ("manager", AUDITOR)
+# Who puts a case on legal hold (its retention suspended) and lifts it.
+MANAGER = "manager"
 # Who reads schedules and who is on call through the API.
 SCHEDULE_READERS = (ADMIN, "manager", "team_lead")
 

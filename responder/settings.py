@@ -26,9 +26,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from responder.domain import Role
+from responder.domain import OUTCOMES, Role
+from responder.durations import DurationS
 from responder.errors import ConfigError
 from responder.secret_checks import short_secret, weak_webhook_secret
+from responder.store.retention import Rules
 from responder.store.sealed import Keyring, KeyringError
 from responder.yamlfile import PathKey, load_yaml, validate_doc
 
@@ -250,6 +252,69 @@ class PersonConfig(BaseModel):
         return (self.phone, *self.alt_phones)
 
 
+_DAY_S = 86400.0
+# The person's data is kept at least an hour after the resolution (an outcome may still be corrected)
+# and at most ten years.
+_KEPT_MIN_S, _KEPT_MAX_S = 3600.0, 3650 * _DAY_S
+
+
+def _kept(value: float | None) -> float | None:
+    if value is not None and not _KEPT_MIN_S <= value <= _KEPT_MAX_S:
+        raise ValueError("keep it from 1h to 3650d after the resolution")
+    return value
+
+
+class RetentionPeriods(BaseModel):
+    """How long after a case is resolved its person's data is kept (docs/privacy.md): `identity` is the
+    alert's subject, content, location hints and platform contact; `notes` what staff wrote."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    identity: DurationS | None = None
+    notes: DurationS | None = None
+
+    @field_validator("identity", "notes")
+    @classmethod
+    def _period(cls, value: float | None) -> float | None:
+        return _kept(value)
+
+
+class RetentionConfig(BaseModel):
+    """`retention:` of the config file: the defaults, and the outcomes kept for less (or more)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    identity: DurationS = 30 * _DAY_S
+    notes: DurationS = 90 * _DAY_S
+    outcomes: dict[str, RetentionPeriods] = Field(
+        default_factory=lambda: {
+            "false_positive": RetentionPeriods(identity=7 * _DAY_S, notes=7 * _DAY_S),
+            "duplicate": RetentionPeriods(identity=7 * _DAY_S, notes=7 * _DAY_S),
+        }
+    )
+
+    @field_validator("identity", "notes")
+    @classmethod
+    def _period(cls, value: float) -> float:
+        return _kept(value) or value
+
+    @field_validator("outcomes")
+    @classmethod
+    def _known(cls, value: dict[str, RetentionPeriods]) -> dict[str, RetentionPeriods]:
+        unknown = sorted(set(value) - set(OUTCOMES))
+        if unknown:
+            raise ValueError(f"unknown outcome {unknown[0]!r} (one of {', '.join(OUTCOMES)})")
+        return value
+
+    def periods(self, outcome: str | None) -> tuple[float, float]:
+        """Seconds the identity and the notes of a case with this outcome are kept after resolution."""
+        rule = self.outcomes.get(outcome or "")
+        identity = rule.identity if rule is not None and rule.identity is not None else self.identity
+        notes = rule.notes if rule is not None and rule.notes is not None else self.notes
+        return identity, notes
+
+    def rules(self) -> Rules:
+        return Rules((self.identity, self.notes), {o: self.periods(o) for o in self.outcomes})
+
+
 class ConfigFile(BaseModel):
     """The file in config/: integrations and people (schedules sit in config/schedules/)."""
 
@@ -260,6 +325,7 @@ class ConfigFile(BaseModel):
     # Paged, with a notice to the on-call manager, when a tier finds nobody on call anywhere up the
     # region chain: a case never waits for a schedule to start.
     default_team: tuple[str, ...] = ()
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
 
 @dataclass(frozen=True)

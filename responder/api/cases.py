@@ -13,9 +13,10 @@ from responder.accounts.audit import audit
 from responder.accounts.service import Principal
 from responder.api.auth import require_api
 from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS
-from responder.domain import CASE_STATUSES, LEADS
+from responder.domain import CASE_STATUSES, LEADS, MANAGER
 from responder.errors import Forbidden, InvalidJSON, ValidationFailed
 from responder.store import cases as case_store
+from responder.store import retention
 from responder.store.models import Case, CaseEvent, CaseTask, Page
 
 routes = web.RouteTableDef()
@@ -100,6 +101,8 @@ def case_json(
         "timeline": [
             {"type": e.type, "at": _iso(e.at), "actor": e.actor, "detail": e.detail} for e in events
         ],
+        # When the person's data goes (store/retention.py): redacted, due, or held.
+        "retention": retention_json(request, case),
         # The same person's earlier cases (by the subject's pseudonym), newest first.
         "earlier_cases": [
             {
@@ -111,6 +114,26 @@ def case_json(
             }
             for c in earlier
         ],
+    }
+
+
+def retention_json(request: web.Request, case: Case) -> dict[str, Any]:
+    """When the person's data goes (store/retention.py): redacted when, due when, or held by whom."""
+    identity_s, notes_s = request.app[SETTINGS].config.retention.periods(case.outcome)
+
+    def until(seconds: float, redacted: datetime | None) -> str | None:
+        if case.resolved_at is None or case.held_at is not None or redacted is not None:
+            return None
+        return _iso(case.resolved_at + timedelta(seconds=seconds))
+
+    return {
+        "identity_redacted_at": _iso(case.identity_redacted_at),
+        "notes_redacted_at": _iso(case.notes_redacted_at),
+        "identity_until": until(identity_s, case.identity_redacted_at),
+        "notes_until": until(notes_s, case.notes_redacted_at),
+        "legal_hold": {"since": _iso(case.held_at), "by": case.held_by, "reason": case.hold_reason}
+        if case.held_at is not None
+        else None,
     }
 
 
@@ -193,6 +216,46 @@ async def resolve_case(request: web.Request) -> web.Response:
         request.match_info["case_id"], body["outcome"], note, caller.name
     )
     return await _answer(request, caller, case.id, None)
+
+
+@routes.post("/v1/cases/{case_id}/hold")
+async def hold_case(request: web.Request) -> web.Response:
+    """A legal hold (managers): nothing of the case is redacted until it is lifted; audited."""
+    caller = await require_api(request, MANAGER)
+    reason = _hold_reason(await _json_body(request))
+    case_id = request.match_info["case_id"]
+    await retention.set_hold(request.app[DB], case_id, caller.name, reason, request.app[CLOCK].now())
+    return await _held(request, case_id)
+
+
+@routes.delete("/v1/cases/{case_id}/hold")
+async def lift_hold(request: web.Request) -> web.Response:
+    """The hold lifted (managers), with a reason; retention applies again, audited."""
+    caller = await require_api(request, MANAGER)
+    reason = _hold_reason(await _json_body(request))
+    case_id = request.match_info["case_id"]
+    await retention.lift_hold(request.app[DB], case_id, caller.name, reason, request.app[CLOCK].now())
+    return await _held(request, case_id)
+
+
+async def _held(request: web.Request, case_id: str) -> web.Response:
+    """The answer to a hold's change: the case's reference and retention, nothing about the person."""
+    case = await case_store.get_case(request.app[DB], case_id)
+    return web.json_response({"id": case.id, "ref": case.ref, "retention": retention_json(request, case)})
+
+
+def _hold_reason(body: dict[str, Any]) -> str:
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > REASON_MAX:
+        raise ValidationFailed(
+            [
+                {
+                    "field": "reason",
+                    "message": f"required: 1 to {REASON_MAX} characters (a reference, not the person)",
+                }
+            ]
+        )
+    return reason.strip()
 
 
 async def _reason(request: web.Request, caller: Principal, case_id: str) -> str | None:

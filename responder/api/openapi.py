@@ -6,7 +6,7 @@ from functools import cache
 from typing import Any
 
 from responder import __version__
-from responder.engine.acceptance import OUTCOMES
+from responder.domain import OUTCOMES
 from responder.intake.schema import Alert
 
 
@@ -153,6 +153,43 @@ def openapi_document() -> dict[str, Any]:
                         "422": _error("unknown outcome or missing reason"),
                     },
                 }
+            },
+            "/v1/cases/{case_id}/hold": {
+                op: {
+                    "summary": summary,
+                    "security": [{"bearer": []}],
+                    "parameters": case_id,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["reason"],
+                                    "properties": {
+                                        "reason": {"type": "string", "minLength": 1, "maxLength": 500}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {"description": "the case's reference and retention (legal_hold, due times)"},
+                        "401": _error("no token"),
+                        "403": _error("not a manager's token"),
+                        "404": _error("no such case"),
+                        "409": _error(conflict),
+                        "422": _error("no reason, or over 500 characters"),
+                    },
+                }
+                for op, summary, conflict in (
+                    (
+                        "post",
+                        "Put a case on legal hold: nothing of it is redacted until lifted",
+                        "already held",
+                    ),
+                    ("delete", "Lift a case's legal hold: retention applies again", "not on hold"),
+                )
             },
             "/v1/oncall": {
                 "get": {

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from responder.domain import OUTCOMES
 from responder.errors import Conflict, NotFound, ValidationFailed
 from responder.metrics import ACCEPTS
 from responder.oncall.roster import Roster
@@ -27,19 +28,6 @@ from responder.store.queries import (
     rowcount,
 )
 
-OUTCOMES = (
-    "located_safe",
-    "deescalated",
-    "transported_voluntary",
-    "transported_involuntary",
-    "medical_intervention",
-    "deceased",
-    "unable_to_locate",
-    "referred_other_jurisdiction",
-    "false_positive",
-    "duplicate",
-    "platform_data_unavailable",
-)
 # Outcomes that need a reason in the note (PRODUCT.md §5).
 REASON_REQUIRED = frozenset({"unable_to_locate"})
 

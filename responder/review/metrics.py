@@ -16,7 +16,7 @@ from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from responder.engine.acceptance import OUTCOMES
+from responder.domain import OUTCOMES
 from responder.paging.failures import CANCELLED, FAILED
 from responder.store.db import Database
 from responder.store.models import Case, CaseTask, Integration, Page
@@ -90,6 +90,9 @@ class Review:
     pages: int = 0
     pages_failed: int = 0
     deadline_breaches: int = 0
+    # People (by their pseudonym, never their identity) with more than one case of the filter.
+    repeat_subjects: int = 0
+    repeat_subject_cases: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -183,6 +186,15 @@ async def review(db: Database, filters: Filters) -> Review:
             ).scalar()
             or 0
         )
+        per_subject = (
+            select(func.count().label("n"))
+            .where(*where, col(Case.subject_key).is_not(None))
+            .group_by(col(Case.subject_key))
+            .having(func.count() > 1)
+            .subquery()
+        )
+        repeats = (await session.execute(select(func.count(), func.sum(per_subject.c.n)))).one()
+        result.repeat_subjects, result.repeat_subject_cases = int(repeats[0] or 0), int(repeats[1] or 0)
     return result
 
 

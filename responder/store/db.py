@@ -70,6 +70,9 @@ def create_engine(url: str, deadline_s: float = DEFAULT_DEADLINE_S) -> AsyncEngi
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # What is deleted or overwritten (a redacted case's ciphertext) is zeroed in the file, not
+        # left in free space (store/retention.py).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(deadline_s * 1000)}")
         cursor.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from responder.store.sealed import SealedJSON, SealedText, TimelineDetail
@@ -43,6 +43,7 @@ class Case(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("integration_id", "alert_id", name="uq_case_alert"),
         Index("ix_case_due", "status", "next_due_at"),
+        Index("ix_case_retention", "status", "resolved_at"),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -91,6 +92,13 @@ class Case(SQLModel, table=True):
     located_at: datetime | None = _utc(default=None, nullable=True)
     dispatched_at: datetime | None = _utc(default=None, nullable=True)
     contacted_at: datetime | None = _utc(default=None, nullable=True)
+    # Retention (store/retention.py): when the person's identity and what staff wrote were redacted,
+    # and a legal hold (by a manager, with its reason) that suspends both.
+    identity_redacted_at: datetime | None = _utc(default=None, nullable=True)
+    notes_redacted_at: datetime | None = _utc(default=None, nullable=True)
+    held_at: datetime | None = _utc(default=None, nullable=True)
+    held_by: str | None = Field(default=None, max_length=80)
+    hold_reason: str | None = Field(default=None, sa_type=Text)
 
 
 class CaseTask(SQLModel, table=True):

@@ -9,12 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from responder.domain import RESOLVED
 from responder.store.db import Database
 from responder.store.models import Case, CaseTask, Integration
+
+# The review reads routing facts, times and outcomes: the person's sealed data is never loaded, so no
+# figure, list or export of the review opens it (nor needs the keys).
+_NOT_PERSONAL = (defer(Case.alert), defer(Case.outcome_note))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ async def unresolved_cases(db: Database) -> list[tuple[Case, datetime | None]]:
             (
                 await session.execute(
                     select(Case)
+                    .options(*_NOT_PERSONAL)
                     .where(col(Case.status) != RESOLVED)
                     .order_by(col(Case.priority), col(Case.received_at))
                 )
@@ -75,6 +81,7 @@ async def latest_resolved(db: Database, filters: Filters, limit: int = 100) -> l
     async with db.sessions() as session:
         rows = await session.execute(
             select(Case)
+            .options(*_NOT_PERSONAL)
             .where(*filters.where(), col(Case.status) == RESOLVED)
             .order_by(col(Case.resolved_at).desc())
             .limit(limit)
@@ -87,6 +94,7 @@ async def cases_with_platform(db: Database, filters: Filters) -> list[tuple[Case
     async with db.sessions() as session:
         rows = await session.execute(
             select(Case, col(Integration.name))
+            .options(*_NOT_PERSONAL)
             .join(Integration, col(Integration.id) == col(Case.integration_id))
             .where(*filters.where())
             .order_by(col(Case.received_at))
@@ -102,6 +110,7 @@ async def page_of_cases(db: Database, filters: Filters, limit: int, offset: int)
         total = (await session.execute(select(func.count()).select_from(Case).where(*where))).scalar() or 0
         rows = await session.execute(
             select(Case)
+            .options(*_NOT_PERSONAL)
             .where(*where)
             .order_by(col(Case.received_at).desc(), col(Case.id))
             .limit(limit)

@@ -19,12 +19,10 @@ from responder.accounts.audit import audit
 from responder.accounts.service import Principal, session_principal
 from responder.api.cases import case_json
 from responder.api.keys import CLOCK, COMMANDS, DB, ROSTER, SETTINGS, STREAMS_CLOSING
-from responder.domain import LEADS, PAGED_ROLES
-from responder.engine.acceptance import (
-    OUTCOMES,
-    REASON_REQUIRED,
-)
+from responder.domain import LEADS, MANAGER, OUTCOMES, PAGED_ROLES
+from responder.engine.acceptance import REASON_REQUIRED
 from responder.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from responder.store import retention
 from responder.store.cases import case_and_paged, events_after, latest_cases, latest_page_to, load_case
 from responder.store.models import Case, Page
 from responder.web.views import (
@@ -157,6 +155,7 @@ async def _render_case(
         case=data | {"is_live": case.is_live},
         alert=case.alert if isinstance(case.alert, dict) else {},
         can_answer=access.answer,
+        can_hold=principal.has(MANAGER) and reason is None,
         can_work=access.work and reason is None,  # a break-glass view is read-only
         live=reason is None,  # a break-glass view is of a closed case: nothing more will come
         outcomes=OUTCOMES,
@@ -286,6 +285,34 @@ async def record_outcome(request: web.Request) -> web.Response:
             return await _render_case(request, principal, case_id, 409, message=str(exc.detail))
     if errors:
         return await _render_case(request, principal, case_id, 422, errors, values)
+    raise web.HTTPSeeOther(f"/cases/{case_id}")
+
+
+@routes.post("/cases/{case_id}/hold")
+async def hold(request: web.Request) -> web.Response:
+    """A manager puts the case on legal hold, or lifts it (`lift=1`), with a reason; audited."""
+    principal = await login_required(request)
+    form = await checked_form(request, principal)
+    case_id = request.match_info["case_id"]
+    if not principal.has(MANAGER):
+        await audit(
+            request.app[DB],
+            principal.name,
+            "case_action_refused",
+            request.app[CLOCK].now(),
+            case_id,
+            path=request.path,
+        )
+        raise Forbidden("only a manager puts a case on legal hold or lifts it")
+    reason = str(form.get("reason", "")).strip()
+    if not reason or len(reason) > REASON_MAX:
+        message = f"Give the hold's reason: 1 to {REASON_MAX} characters (a reference, not the person)."
+        return await _render_case(request, principal, case_id, 422, {"reason": message}, {"reason": reason})
+    change = retention.lift_hold if form.get("lift") == "1" else retention.set_hold
+    try:
+        await change(request.app[DB], case_id, principal.name, reason, request.app[CLOCK].now())
+    except Conflict as exc:
+        return await _render_case(request, principal, case_id, 409, message=str(exc.detail))
     raise web.HTTPSeeOther(f"/cases/{case_id}")
 
 

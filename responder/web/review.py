@@ -14,14 +14,15 @@ from markupsafe import escape
 
 from responder.accounts.audit import audit
 from responder.api.keys import CLOCK, DB, ROSTER
-from responder.domain import LEADS, OPEN, REVIEWERS
-from responder.engine.acceptance import OUTCOMES
+from responder.domain import LEADS, OPEN, OUTCOMES, REVIEWERS
 from responder.errors import ValidationFailed
 from responder.review.metrics import LIVES_SAVED, Review, page_counts, parse_filters, review
+from responder.store.models import Case
 from responder.store.review import Filters, cases_with_platform, latest_resolved, unresolved_cases
 from responder.web.views import field_errors, login_required, render
 
 routes = web.RouteTableDef()
+_CASE_COLUMNS = frozenset(Case.model_fields)
 CSV_COLUMNS = (
     "ref",
     "status",
@@ -119,7 +120,12 @@ async def dashboard_csv(request: web.Request) -> web.Response:
     writer.writerow(CSV_COLUMNS)
     for case, platform in rows:
         pages, failed = counts.get(case.id, (0, 0))
-        values = {**case.model_dump(), "platform": platform, "pages": pages, "pages_failed": failed}
+        values = {
+            **{c: getattr(case, c) for c in CSV_COLUMNS if c in _CASE_COLUMNS},
+            "platform": platform,
+            "pages": pages,
+            "pages_failed": failed,
+        }
         writer.writerow([_csv_value(values.get(c)) for c in CSV_COLUMNS])
     await audit(
         request.app[DB],
