@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("check", help="validate the config file and playbooks; non-zero on any error")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade", "current"])
+    backup = sub.add_parser("backup", help="a consistent copy of the database, while it runs (SQLite)")
+    backup.add_argument("path", help="a new file (written 0600; PostgreSQL: prints the pg_dump line)")
     keys = sub.add_parser("keys", help="the data keys that seal the person's data (RESPONDER_DATA_KEYS)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     new_key = keys_sub.add_parser("new", help="print a new keyring entry (id:base64key)")
@@ -125,6 +127,11 @@ def _standalone(args: argparse.Namespace) -> int | None:
         return explain_playbook(args.file, args.alert, args.region, args.accept_at)
     if args.command == "keys":
         return _keys(args)
+    if args.command == "backup":
+        from responder.settings import load_settings
+        from responder.store.backup import run as run_backup
+
+        return run_backup(load_settings(require_secrets=False).env.database_url, args.path)
     if args.command == "demo":
         from responder.demo import run_demo
 
