@@ -5,15 +5,30 @@ clear, while the case API still shows them to those allowed."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from responder.api.keys import DB
+from responder.simulator import Behaviour, PhoneSimulator
 from responder.store.cases import load_case
-from tests.harness import API_TOKEN, FORUM_SECRET, Service, new_alert_id, sample
+from responder.store.db import Database
+from responder.store.migrate import downgrade, upgrade
+from tests.harness import (
+    API_TOKEN,
+    FORUM_SECRET,
+    Service,
+    events,
+    new_alert_id,
+    sample,
+    start_service,
+    stop_service,
+)
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 MARKERS = {
@@ -126,3 +141,106 @@ async def test_a_persons_earlier_cases_are_found_by_pseudonym_alone(db_url: str,
     assert (await service.case(a["case_id"]))["earlier_cases"] == []  # earlier ones only
     assert (await service.case(c["case_id"]))["earlier_cases"] == []  # another platform's account
     assert MARKERS["account_id"].encode() not in await stored_text(db_url)
+
+
+# A page's one-time link (paging/links.py) and its token, as the SMS carries it.
+ACCEPT_LINK = re.compile(r"https?://\S+/a/(\S+)")
+
+
+async def page_bodies(db_url: str) -> list[tuple[str, str]]:
+    """Every page row's (purpose, body), the column's raw value as the database holds it."""
+    db = Database(db_url)
+    try:
+        async with db.engine.connect() as conn:
+            rows = await conn.execute(text("SELECT purpose, body FROM page"))
+            return [(purpose, body) for purpose, body in rows]
+    finally:
+        await db.close()
+
+
+async def assert_no_link_stored(db_url: str, token: str) -> None:
+    bodies = await page_bodies(db_url)
+    assert ("page", "") in bodies, bodies  # the pages are there, with no text kept
+    assert [b for _, b in bodies if "/a/" in b or token in b] == [], bodies
+    assert token.encode() not in await stored_text(db_url)  # nor anywhere else: a table, a WAL
+
+
+async def accept_by_link(service: Service, case_id: str, link: str) -> None:
+    async with service.http.post(link) as used:
+        assert used.status == 200, await used.text()
+    case = await service.case(case_id)
+    assert case["status"] == "acknowledged"
+    assert (case["accepted_by"]["id"], case["accepted_via"]) == ("ana", "link")
+
+
+async def test_a_page_row_keeps_no_accept_link(
+    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession
+) -> None:
+    """The SMS carries a working one-time link; the database holds neither the link nor its token, so
+    a copy of it accepts nothing. (At full speed the case stays in Ana's hands, her link unexpired.)"""
+    service = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
+    try:
+        status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+        assert status == 202, body
+        sms = await service.phone_of("ana").expect_sms(contains="ACK")
+        link = ACCEPT_LINK.search(sms.body)
+        assert link is not None, sms.body
+        await assert_no_link_stored(db_url, link.group(1))
+        await accept_by_link(service, body["case_id"], link.group(0))
+        await service.phone_of("ines").expect_sms(contains="pris par Ana")  # the notices went too
+        await assert_no_link_stored(db_url, link.group(1))
+    finally:
+        await stop_service(service)
+
+
+async def test_a_page_twilio_refused_is_resent_with_a_working_link(
+    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession
+) -> None:
+    """Twilio answers Ana's first send with a 500: the page is retried, its text (and link) built again
+    for the resend, since the row kept none."""
+    service = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
+    try:
+        ana = service.phone_of("ana")
+        ana.behaviour = Behaviour(api_error=500, api_error_count=1)
+        status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+        assert status == 202, body
+        await ana.expect_api_errors(1)
+        sms = await ana.expect_sms(contains="ACK")
+        link = ACCEPT_LINK.search(sms.body)
+        assert link is not None, sms.body
+        retried = events(await service.case(body["case_id"]), "page_retry")
+        assert [(e["detail"]["person"], e["detail"]["channel"]) for e in retried] == [("ana", "sms")]
+        await assert_no_link_stored(db_url, link.group(1))
+        await accept_by_link(service, body["case_id"], link.group(0))
+    finally:
+        await stop_service(service)
+
+
+async def test_0013_blanks_the_text_old_page_rows_kept(
+    db_url: str, sim: PhoneSimulator, http: aiohttp.ClientSession
+) -> None:
+    """Page rows written before 0013 kept their SMS text, a live link in it: the migration blanks it.
+    Notices keep theirs (news, no link)."""
+    service = await start_service(db_url, sim, http, RESPONDER_TIME_SCALE="1")
+    try:
+        status, body = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+        assert status == 202, body
+        await service.phone_of("ana").expect_sms(contains="ACK")
+        await service.phone_of("ana").send_sms("ACK")
+        await service.phone_of("ines").expect_sms(contains="pris par Ana")  # a notice row too
+    finally:
+        await stop_service(service)
+    notices = sorted(body for purpose, body in await page_bodies(db_url) if purpose == "notice")
+    assert notices and all(notices), notices
+    db = Database(db_url)
+    try:
+        await downgrade(db, "0012")
+        old_text = f"RESPONDER case X: Reply ACK X to accept. {service.url}/a/page.1.signature"
+        async with db.engine.begin() as conn:
+            await conn.execute(text("UPDATE page SET body = :old WHERE purpose = 'page'"), {"old": old_text})
+        await upgrade(db)
+    finally:
+        await db.close()
+    bodies = await page_bodies(db_url)
+    assert {body for purpose, body in bodies if purpose == "page"} == {""}, bodies
+    assert sorted(body for purpose, body in bodies if purpose == "notice") == notices

@@ -1,6 +1,7 @@
 """The outbox: page rows are written first, then claimed and sent; a crash mid-send leaves a row to retry.
 
 A page goes out only while its case is open (notices excepted), so nothing is paged after an accept.
+A page's text, with its one-time accept link, is built for each send and never stored (kept_body).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class Claimed:
     person_id: str
     channel: str
     purpose: str
-    body: str
+    body: str  # the text to send, built at each claim: a page's carries its one-time link, never stored
     attempts: int
     # Pages this one's SMS also names (over the flood limit); they share its fate: sent, retried, failed.
     riders: tuple[Claimed, ...] = ()
@@ -118,6 +119,13 @@ _COUNT_SENT = (
 )
 
 
+def kept_body(purpose: str, text: str) -> str:
+    """What a page row keeps of the text it is sent with: a notice its text (news: a voice notice reads
+    it out), a page nothing. A page's text carries a live accept link: a copy of the database must not
+    accept cases, so the text is built again for every send (paging/links.py)."""
+    return text if purpose == "notice" else ""
+
+
 @dataclass
 class NewPages:
     """Step 0's pages, for a one-hop intake on SQLite: claimed for this outbox when the flood rule
@@ -125,6 +133,7 @@ class NewPages:
 
     pending: list[dict[str, Any]]
     claimed_rows: list[dict[str, Any]]
+    sends: list[Claimed]  # the claimed rows as sent, with their texts (not all of which are stored)
     slots_free: bool
     limit: int  # the flood limit (0: off)
     since: datetime  # the start of its window
@@ -136,10 +145,7 @@ class NewPages:
         _INSERT_PAGE.run(db, self.claimed_rows if self.took else self.pending)
 
     def claimed(self) -> list[Claimed]:
-        return [
-            Claimed(r["id"], r["case_id"], r["person_id"], r["channel"], r["purpose"], r["body"], 1)
-            for r in self.claimed_rows
-        ]
+        return list(self.sends)
 
     def _under_limit(self, db: sqlite3.Connection) -> bool:
         """Each person's count in the window (a combined SMS counts once) leaves room for these."""
@@ -520,10 +526,11 @@ class Outbox:
         page.status, page.claimed_at, page.updated_at, page.carried_by = CLAIMED, now, now, carried_by
         page.claimed_by = self.owner
         page.attempts += 1
-        page.body = page.body or (self._render(page, case, now) if case is not None else "")
-        return Claimed(
-            page.id, page.case_id, page.person_id, page.channel, page.purpose, page.body, page.attempts
-        )
+        # Built for this send, a resend too (after a refusal, or a claim requeued after a crash): the
+        # link in a page's text is never read back from the row.
+        text = self._render(page, case, now) if case is not None else page.body
+        page.body = kept_body(page.purpose, text)
+        return Claimed(page.id, page.case_id, page.person_id, page.channel, page.purpose, text, page.attempts)
 
     def _claim_combined(
         self, by_id: dict[str, tuple[Page, Case]], lead: str, carried: list[str], now: datetime
@@ -644,15 +651,10 @@ class Outbox:
         if self._stopped or len(rows) > free or not await self._all_go(conn, rows, now):
             await insert_page_rows(conn, rows)
             return []
-        claimed = []
-        for row in rows:
-            body = self._text(
-                row["id"], row["person_id"], row["channel"], row["purpose"], row["body"], facts, now
-            )
+        claimed = [self._claim_new(row, facts, now) for row in rows]
+        for row, send in zip(rows, claimed, strict=True):
+            body = kept_body(send.purpose, send.body)
             row.update(status=CLAIMED, claimed_by=self.owner, claimed_at=now, attempts=1, body=body)
-            claimed.append(
-                Claimed(row["id"], row["case_id"], row["person_id"], row["channel"], row["purpose"], body, 1)
-            )
         await insert_page_rows(conn, rows)
         return claimed
 
@@ -660,23 +662,28 @@ class Outbox:
         """take_new() for SQLite's one-hop intake (store/onehop.py): the same choice, made on the
         database thread inside the intake's transaction by `NewPages.write`."""
         free = MAX_IN_FLIGHT - len(self._calling)
-        claimed_rows = []
-        for row in rows:
-            body = self._text(
-                row["id"], row["person_id"], row["channel"], row["purpose"], row["body"], facts, now
-            )
-            claimed_rows.append(
-                {
-                    **row,
-                    "status": CLAIMED,
-                    "claimed_by": self.owner,
-                    "claimed_at": now,
-                    "attempts": 1,
-                    "body": body,
-                }
-            )
+        sends = [self._claim_new(row, facts, now) for row in rows]
+        claimed_rows = [
+            {
+                **row,
+                "status": CLAIMED,
+                "claimed_by": self.owner,
+                "claimed_at": now,
+                "attempts": 1,
+                "body": kept_body(send.purpose, send.body),
+            }
+            for row, send in zip(rows, sends, strict=True)
+        ]
         since = now - timedelta(seconds=self.flood.window_s)
-        return NewPages(rows, claimed_rows, not self._stopped and len(rows) <= free, self.flood.limit, since)
+        slots_free = not self._stopped and len(rows) <= free
+        return NewPages(rows, claimed_rows, sends, slots_free, self.flood.limit, since)
+
+    def _claim_new(self, row: dict[str, Any], facts: PageFacts, now: datetime) -> Claimed:
+        """A row just decided, as its first send: its text built now."""
+        text = self._text(
+            row["id"], row["person_id"], row["channel"], row["purpose"], row["body"], facts, now
+        )
+        return Claimed(row["id"], row["case_id"], row["person_id"], row["channel"], row["purpose"], text, 1)
 
     def start(self, claimed: Sequence[Claimed]) -> None:
         """Send pages `take_new` claimed, now that their transaction committed."""
