@@ -98,7 +98,8 @@ async def reserve(db: Database, keys: list[str], now: datetime, address: str | N
         windows: dict[str, datetime] = {}
         # One order everywhere: two attempts on the same keys never wait on each other in a cycle.
         for key in sorted(keys):
-            await _end_bursts(session, now, col(LoginLimit.key) == key)  # a window over starts anew
+            for kind, refused in await _end_bursts(session, now, col(LoginLimit.key) == key):
+                log.info("login_burst_audited", locked=kind, refused=refused)  # a window over starts anew
             row = (await session.execute(_take(db, key, now))).one()
             attempts[key], windows[key] = row.attempts, row.window_started_at
         locked = first_locked(keys, attempts)
@@ -141,11 +142,15 @@ async def flush_bursts(db: Database, now: datetime) -> int:
         .with_for_update(skip_locked=True)
     )
     async with db.transaction() as session:
-        return await _end_bursts(session, now, col(LoginLimit.key).in_(over))
+        bursts = await _end_bursts(session, now, col(LoginLimit.key).in_(over))
+    for locked, refused in bursts:  # once committed: whoever reads the log finds the audit row
+        log.info("login_burst_audited", locked=locked, refused=refused)
+    return len(bursts)
 
 
-async def _end_bursts(session: AsyncSession, now: datetime, which: Any) -> int:
-    """Delete the rows (among `which`) whose window is over; audit each burst of refusals with its count."""
+async def _end_bursts(session: AsyncSession, now: datetime, which: Any) -> list[tuple[str, int]]:
+    """Delete the rows (among `which`) whose window is over; audit each burst of refusals with its count.
+    Returns each burst's kind of key and count."""
     ended = (
         await session.execute(
             delete(LoginLimit)
@@ -161,7 +166,6 @@ async def _end_bursts(session: AsyncSession, now: datetime, which: Any) -> int:
     ).all()
     bursts = [row for row in ended if row.refused > 0]
     for row in bursts:
-        log.info("login_burst_audited", locked=kind_of(row.key), refused=row.refused)
         await _audit(
             session,
             row.key,
@@ -172,7 +176,7 @@ async def _end_bursts(session: AsyncSession, now: datetime, which: Any) -> int:
             last_refused_at=row.last_refused_at.isoformat(),
             window_ended_at=(row.window_started_at + WINDOW).isoformat(),
         )
-    return len(bursts)
+    return [(kind_of(row.key), row.refused) for row in bursts]
 
 
 def _take(db: Database, key: str, now: datetime) -> Any:
