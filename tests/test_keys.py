@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
+import pytest
 from sqlalchemy import JSON, Text, select, type_coerce
 
 from responder.simulator import PhoneSimulator
@@ -128,3 +129,66 @@ async def test_a_start_with_keys_that_cannot_open_the_data_is_refused(
     )
     assert code == 2
     assert "the key must be 32 bytes" in err and "c2hvcnQ" not in err, err
+
+
+async def test_a_value_copied_into_another_cases_row_does_not_open(service: Service) -> None:
+    """A sealed value is bound to its column and its case: one moved to another row is refused, never
+    shown as that case's."""
+    from responder.store.cases import load_case
+    from responder.store.sealed import SealError
+
+    first = await open_and_resolve(service)
+    status, other = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
+    db = Database(service.settings.env.database_url)
+    try:
+        async with db.engine.begin() as conn:
+            raw = type_coerce(CASES.c.alert, Text())
+            stolen = (await conn.execute(select(raw).where(CASES.c.id == first))).scalar_one()
+            await conn.execute(
+                CASES.update().where(CASES.c.id == other["case_id"]).values(alert=type_coerce(stolen, Text()))
+            )
+        with pytest.raises(SealError, match="does not open"):
+            await load_case(db, other["case_id"])
+        case, *_ = await load_case(db, first)  # where it belongs, it still opens
+        assert case.alert["alert_id"]
+    finally:
+        await db.close()
+
+
+async def test_a_value_sealed_for_its_column_alone_opens_and_the_rotation_binds_it(service: Service) -> None:
+    """Values sealed before they were bound to their case (the column's name alone as associated data)
+    still open, and `keys rotate` seals them for their case."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from responder.store.cases import load_case
+    from responder.store.sealed import Keyring
+
+    case_id = await open_and_resolve(service)
+    keyring = Keyring.parse(DATA_KEYS)
+    key_id, key = keyring.keys[0]
+    nonce = os.urandom(12)
+    old_form = AESGCM(key).encrypt(nonce, b'{"alert_id": "old-form"}', b"case.alert")
+    stored = f"sealed:{key_id}:{base64.b64encode(nonce + old_form).decode()}"
+    db = Database(service.settings.env.database_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                CASES.update().where(CASES.c.id == case_id).values(alert=type_coerce(stored, Text()))
+            )
+        assert (await load_case(db, case_id))[0].alert == {"alert_id": "old-form"}
+        code, out, err = await responder_command(
+            service.settings.env.database_url, service.url, service.sim.url, "keys", "rotate"
+        )
+        assert code == 0, err
+        assert "re-sealed 1 values" in out, out
+        async with db.engine.connect() as conn:
+            raw = type_coerce(CASES.c.alert, Text())
+            now = (await conn.execute(select(raw).where(CASES.c.id == case_id))).scalar_one()
+        assert keyring.bound(now, "case.alert", case_id)
+        assert (await load_case(db, case_id))[0].alert == {"alert_id": "old-form"}
+    finally:
+        await db.close()

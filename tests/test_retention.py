@@ -5,8 +5,11 @@ audit row that says what went, never what it was."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,6 +26,7 @@ from tests.harness import (
     Service,
     manual_clock,
     new_alert_id,
+    responder_command,
     sample,
     service_log,
     start_service,
@@ -87,11 +91,10 @@ async def sealed_values(db_url: str, case_id: str) -> list[str]:
                     ).where(CASES.c.id == case_id)
                 )
             ).one()
-            details = (
-                await conn.execute(
-                    select(type_coerce(EVENTS.c.detail, JSON())).where(EVENTS.c.case_id == case_id)
-                )
-            ).scalars()
+            rows = await conn.execute(
+                select(type_coerce(EVENTS.c.detail, JSON())).where(EVENTS.c.case_id == case_id)
+            )
+            details: list[dict[str, Any]] = [d for d in rows.scalars() if isinstance(d, dict)]
             texts = [v for d in details for v in d.values() if isinstance(v, str) and v.startswith(PREFIX)]
     finally:
         await db.close()
@@ -139,8 +142,17 @@ async def figures(service: Service, month: str) -> dict[str, Any]:
     return {"metrics": metrics, "pages": shown, "csv": csv_text}
 
 
+async def backup_bytes(db_url: str, service: Service, path: Path) -> bytes:
+    """A backup's raw bytes (`responder backup` on SQLite; PostgreSQL's is pg_dump, not run here)."""
+    if not db_url.startswith("sqlite"):
+        return b""
+    code, _, err = await responder_command(db_url, service.url, service.sim.url, "backup", str(path))
+    assert code == 0, err
+    return await asyncio.to_thread(path.read_bytes)
+
+
 async def test_retention_redacts_by_outcome_holds_what_is_held_and_keeps_every_figure(
-    db_url: str, service: Service
+    db_url: str, service: Service, tmp_path: Path
 ) -> None:
     assert service.clock is not None
     month = service.clock.now().strftime("%Y-%m")
@@ -153,6 +165,8 @@ async def test_retention_redacts_by_outcome_holds_what_is_held_and_keeps_every_f
         assert answer.status == 200, await answer.text()
         assert (await answer.json())["retention"]["legal_hold"]["reason"] == "coroner's request 2026/118"
     before = await figures(service, month)
+    copy = await backup_bytes(db_url, service, tmp_path / "before.db")
+    assert [name for name, marker in MARKERS.items() if marker.encode() in copy] == []
     ciphertexts = {case_id: await sealed_values(db_url, case_id) for case_id in (marked, false_alarm, held)}
     # Each: its alert, its outcome's reason, and on the timeline the note and the reason given.
     assert all(len(values) == 4 for values in ciphertexts.values()), ciphertexts
@@ -202,6 +216,8 @@ async def test_retention_redacts_by_outcome_holds_what_is_held_and_keeps_every_f
     assert [name for name, marker in MARKERS.items() if marker.encode() in raw] == []
     left = [case_id for case_id, values in ciphertexts.items() for v in values if v.encode() in raw]
     assert left == [], "ciphertext of redacted fields still stored"
+    copy = await backup_bytes(db_url, service, tmp_path / "after.db")
+    assert not [v for values in ciphertexts.values() for v in values if v.encode() in copy]
     after = await figures(service, month)
     assert after["metrics"] == before["metrics"]
     assert after["csv"] == before["csv"]
@@ -254,13 +270,17 @@ async def audit_rows(db_url: str, case_id: str) -> list[dict[str, Any]]:
         await db.close()
 
 
-async def test_the_review_never_opens_the_persons_data(db_url: str, service: Service) -> None:
-    """With no data key at all, every figure, list and export of the review still comes out."""
+async def test_the_review_and_the_engine_never_open_the_persons_data(db_url: str, service: Service) -> None:
+    """With no data key at all, every figure, list and export of the review still comes out, and a case
+    is accepted."""
+    from responder.api.keys import ROSTER
+    from responder.engine.acceptance import accept
     from responder.review.metrics import page_counts, review
     from responder.store.review import cases_with_platform, latest_resolved, page_of_cases, unresolved_cases
 
     await worked_case(service, "located_safe", marked=True)
-    await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    status, waiting = await service.post_alert(sample("imminent-live-fr.json", alert_id=new_alert_id()))
+    assert status == 202
     db = Database(db_url)
     keyring = service.settings.keyring
     use_keyring(None)
@@ -271,6 +291,37 @@ async def test_the_review_never_opens_the_persons_data(db_url: str, service: Ser
         assert len(await unresolved_cases(db)) == 1
         assert (await page_of_cases(db, Filters(), 10, 0))[0] == 2
         assert await page_counts(db, Filters())
+        # Nor does the engine: an accept loads the case without its sealed columns.
+        roster, now = service.app[ROSTER], datetime.now(UTC)
+        assert (await accept(db, roster, waiting["case_id"], "ana", "sms", now)).won
     finally:
         use_keyring(keyring)
         await db.close()
+
+
+async def test_two_replicas_purging_at_once_redact_and_audit_a_case_once(
+    db_url: str, service: Service
+) -> None:
+    """Every replica runs housekeeping: two that find the same case due at the same moment redact it once,
+    with one audit row."""
+    from datetime import timedelta
+
+    from responder.store.retention import Rules, due_cases, redact
+
+    case_id = await worked_case(service, "false_positive")
+    assert service.clock is not None
+    later = service.clock.now() + timedelta(days=8)
+    rules = service.settings.config.retention.rules()
+    assert isinstance(rules, Rules)
+    first, second = Database(db_url), Database(db_url)
+    try:
+        found = [await due_cases(db, rules, later) for db in (first, second)]
+        assert [[d.case_id for d in f] for f in found] == [[case_id], [case_id]]
+        done = await asyncio.gather(
+            *(redact(db, f, later, "retention", "test") for db, f in zip((first, second), found, strict=True))
+        )
+    finally:
+        await first.close()
+        await second.close()
+    assert sorted(len(d) for d in done) == [0, 1]
+    assert len((await redactions(db_url))[case_id]) == 1

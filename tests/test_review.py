@@ -14,10 +14,11 @@ import aiohttp
 import pytest
 from sqlalchemy import insert, text
 
-from responder.engine.acceptance import OUTCOMES
+from responder.domain import OUTCOMES
 from responder.simulator import PhoneSimulator
 from responder.store.db import Database
 from responder.store.models import Case, CaseTask, Page
+from responder.store.sealed import for_case
 from tests.harness import API_TOKEN, Service, start_service, stop_service
 from tests.web import Browser, create_users
 
@@ -78,7 +79,7 @@ async def generate(db_url: str) -> None:
                         "region": rng.choice(["FR-75", "FR-13", "US-CA", "IN-UP", None]),
                         "language": "fr",
                         "playbook": "imminent-risk",
-                        "alert": {},
+                        "alert": for_case(case_id, {}),
                         "detected_at": received - timedelta(seconds=5),
                         "received_at": received,
                         "chain_started_at": received,

@@ -27,6 +27,7 @@ from responder.store.queries import (
     notice_row,
     rowcount,
 )
+from responder.store.sealed import for_case
 
 # Outcomes that need a reason in the note (PRODUCT.md §5).
 REASON_REQUIRED = frozenset({"unable_to_locate"})
@@ -168,7 +169,7 @@ async def resolve(
             raise NotFound("case not found")
         if case.status == RESOLVED:
             raise Conflict(f"case already resolved as {case.outcome}")
-        case.status, case.outcome, case.outcome_note = RESOLVED, outcome, note
+        case.status, case.outcome, case.outcome_note = RESOLVED, outcome, for_case(case.id, note)
         case.resolved_at, case.resolved_by, case.next_due_at = now, actor, None
         for name in (*OUTCOME_TIMES, *OUTCOME_FLAGS):
             if details.get(name) is not None:

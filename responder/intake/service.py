@@ -21,10 +21,11 @@ from responder.errors import NotFound
 from responder.intake.pseudonyms import Pseudonyms
 from responder.intake.schema import Alert
 from responder.store import onehop
-from responder.store.cases import NewCase
+from responder.store.cases import PERSONAL, NewCase
 from responder.store.db import Database
 from responder.store.models import Case, CaseEvent, CaseTask, Delivery
 from responder.store.queries import INSERT_EVENT, add_event, event_row, new_id
+from responder.store.sealed import for_case
 
 # Case references people type in SMS replies: no 0/O, 1/I/L, 2/Z, 5/S, 8/B look-alikes.
 REF_ALPHABET = "ACDEFHJKMNPRTUVWXY34679"
@@ -115,7 +116,9 @@ class Intake:
     async def _existing(self, session: AsyncSession, integration_id: int, alert_id: str) -> Case | None:
         return (
             await session.execute(
-                select(Case).where(col(Case.integration_id) == integration_id, col(Case.alert_id) == alert_id)
+                select(Case)
+                .options(*PERSONAL)  # an update is folded into the alert
+                .where(col(Case.integration_id) == integration_id, col(Case.alert_id) == alert_id)
             )
         ).scalar_one_or_none()
 
@@ -178,8 +181,9 @@ class Intake:
     def _build(self, integration: str, integration_id: int, alert: Alert) -> NewCase:
         now = self.clock.now()
         playbook = choose_playbook(self.playbooks, alert, integration)
+        case_id = new_id()
         return NewCase(
-            id=new_id(),
+            id=case_id,
             ref=new_ref(),
             integration_id=integration_id,
             alert_id=alert.alert_id,
@@ -189,7 +193,7 @@ class Intake:
             region=alert.best_region(),
             language=alert.language,
             playbook=playbook.name,
-            alert=alert.stored(),
+            alert=for_case(case_id, alert.stored()),
             detected_at=alert.detected_at,
             received_at=now,
             chain_started_at=now,
@@ -279,7 +283,7 @@ class Intake:
             if raw.get(key):
                 merged[key] = {**(merged.get(key) or {}), **raw[key]}
         merged["risk"] = raw.get("risk", merged.get("risk"))
-        case.alert = merged
+        case.alert = for_case(case.id, merged)
         case.subject_key = case.subject_key or self._subject_key(integration, alert)
         became_live = alert.is_live and not case.is_live
         case.is_live = case.is_live or alert.is_live

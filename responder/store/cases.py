@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import false, func, select
-from sqlalchemy.orm import load_only
+from sqlalchemy.orm import load_only, undefer
 from sqlmodel import col
 
 from responder.domain import OPEN
@@ -52,6 +52,9 @@ class NewCase:
 
 
 _NEW_CASE_COLUMNS = tuple(NewCase.__dataclass_fields__)
+# The case's sealed columns, loaded (and opened) only where they are shown or changed: they are
+# deferred otherwise (store/models.py).
+PERSONAL = (undefer(Case.alert), undefer(Case.outcome_note))  # type: ignore[arg-type]
 _EARLIER_COLUMNS = ("id", "ref", "status", "received_at", "outcome")
 
 
@@ -59,7 +62,7 @@ async def load_case(db: Database, case_id: str) -> CaseRecord:
     """The case, its events (oldest first), pages and tasks, and the subject's earlier cases (newest
     first, at most 20); NotFound when there is no such case."""
     async with db.sessions() as session:
-        case = await session.get(Case, case_id)
+        case = await session.get(Case, case_id, options=PERSONAL)
         if case is None:
             raise NotFound("case not found")
         events = (

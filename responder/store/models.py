@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy.orm import deferred
 from sqlmodel import Field, SQLModel
 
 from responder.store.sealed import SealedJSON, SealedText, TimelineDetail
@@ -37,8 +38,16 @@ class Person(SQLModel, table=True):
     updated_at: datetime = _utc()
 
 
+# The person's data, sealed at rest (store/sealed.py): deferred, so that loading a case (the engine, an
+# accept, the review) never opens it; only the case's own page and API ask for it (store/cases.py).
+_ALERT: Column[Any] = Column("alert", SealedJSON("case.alert"), nullable=False)
+_OUTCOME_NOTE: Column[Any] = Column("outcome_note", SealedText("case.outcome_note"), nullable=True)
+
+
 class Case(SQLModel, table=True):
     """One alert being worked, with its escalation state (next step and when it is due)."""
+
+    __mapper_args__ = {"properties": {"alert": deferred(_ALERT), "outcome_note": deferred(_OUTCOME_NOTE)}}
 
     __table_args__ = (
         UniqueConstraint("integration_id", "alert_id", name="uq_case_alert"),
@@ -61,9 +70,7 @@ class Case(SQLModel, table=True):
     # the same person share it (intake/pseudonyms.py).
     subject_key: str | None = Field(default=None, index=True, max_length=64)
     # The person's data: sealed at rest (store/sealed.py); the routing facts above stay in clear.
-    alert: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column(SealedJSON("case.alert"), nullable=False)
-    )
+    alert: dict[str, Any] = Field(default_factory=dict, sa_column=_ALERT)
     detected_at: datetime = _utc()
     received_at: datetime = _utc()
     chain_started_at: datetime = _utc()
@@ -79,9 +86,7 @@ class Case(SQLModel, table=True):
     resolved_at: datetime | None = _utc(default=None, nullable=True)
     resolved_by: str | None = Field(default=None, max_length=64)
     outcome: str | None = Field(default=None, max_length=40)
-    outcome_note: str | None = Field(
-        default=None, sa_column=Column(SealedText("case.outcome_note"), nullable=True)
-    )
+    outcome_note: str | None = Field(default=None, sa_column=_OUTCOME_NOTE)
     # Case work (a task done, a note, the accept itself) resets the re-escalation clock.
     last_activity_at: datetime | None = _utc(default=None, nullable=True)
     quiet_stage: int = 0  # how many re-escalation nudges went out since the last activity

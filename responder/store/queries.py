@@ -15,6 +15,7 @@ from sqlmodel import col
 
 from responder.domain import ACKNOWLEDGED, CLAIMED, OPEN, PENDING, RESOLVED, PageState, moves_into
 from responder.store.models import Case, CaseEvent, Page
+from responder.store.sealed import PERSONAL_DETAIL_KEYS, for_case
 
 __all__ = ["ACKNOWLEDGED", "CLAIMED", "OPEN", "PENDING", "RESOLVED"]  # and the queries below
 
@@ -37,7 +38,7 @@ def add_event(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Append one event to a case's timeline (never updated, never deleted)."""
-    session.add(CaseEvent(case_id=case_id, at=at, type=type_, actor=actor, detail=detail or {}))
+    session.add(CaseEvent(case_id=case_id, at=at, type=type_, actor=actor, detail=_detail(case_id, detail)))
 
 
 INSERT_EVENT = insert(CaseEvent)
@@ -48,7 +49,14 @@ def event_row(
     case_id: str, type_: str, actor: str, at: datetime, detail: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """A timeline event as column values, for Core inserts on hot paths."""
-    return {"case_id": case_id, "at": at, "type": type_, "actor": actor, "detail": detail or {}}
+    return {"case_id": case_id, "at": at, "type": type_, "actor": actor, "detail": _detail(case_id, detail)}
+
+
+def _detail(case_id: str, detail: dict[str, Any] | None) -> dict[str, Any]:
+    """The detail, bound to its case when it carries what staff wrote (sealed for that case)."""
+    if not detail:
+        return {}
+    return for_case(case_id, detail) if any(k in detail for k in PERSONAL_DETAIL_KEYS) else detail
 
 
 def notice_row(

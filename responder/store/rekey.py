@@ -4,7 +4,8 @@ It works in batches, each its own transaction, and picks up what is not yet unde
 at any point (a crash, `--max-rows`), it goes on from where it was when run again. The service keeps
 running meanwhile: give it the new keyring first (new key first, the old one after it), so that what it
 writes is sealed under the new key and what it reads opens under either; drop the old key once the
-rotation reports nothing left. Rows written before the columns were sealed are sealed by it too.
+rotation reports nothing left. Rows written before the columns were sealed are sealed by it too, and
+values sealed for their column alone (before values were bound to their case) are sealed for their case.
 """
 
 from __future__ import annotations
@@ -37,12 +38,14 @@ class Rotation:
         return not self.left
 
 
-def _resealed(keyring: Keyring, value: Any, context: str) -> str | None:
-    """The value sealed under the first key, or None when it already is."""
-    if value is None or key_of(value) == keyring.current:
+def _resealed(keyring: Keyring, value: Any, context: str, case_id: str) -> str | None:
+    """The value sealed under the first key for its case, or None when it already is."""
+    if value is None:
         return None
-    plain = keyring.open(value, context) if key_of(value) is not None else str(value).encode()
-    return keyring.seal(plain, context)
+    if key_of(value) == keyring.current and keyring.bound(value, context, case_id):
+        return None
+    plain = keyring.open(value, context, case_id) if key_of(value) is not None else str(value).encode()
+    return keyring.seal(plain, context, case_id)
 
 
 async def rotate(db: Database, keyring: Keyring, batch: int = 200, max_rows: int | None = None) -> Rotation:
@@ -81,7 +84,7 @@ async def _rotate_column(
             for case_id, value in rows:
                 if not done.room(max_rows):
                     return
-                if (new := _resealed(keyring, value, context)) is not None:
+                if (new := _resealed(keyring, value, context, case_id)) is not None:
                     await conn.execute(write, {"b_id": case_id, "b_v": new})
                     done.resealed += 1
         if len(rows) < batch:
@@ -103,7 +106,7 @@ async def _rotate_events(
         async with db.engine.begin() as conn:
             rows = (
                 await conn.execute(
-                    select(EVENT.c.id, raw)
+                    select(EVENT.c.id, EVENT.c.case_id, raw)
                     .where(
                         EVENT.c.id > after,
                         # Those that carry what staff wrote, and any other with a sealed value in it.
@@ -115,12 +118,13 @@ async def _rotate_events(
                     .limit(batch)
                 )
             ).all()
-            for event_id, detail in rows:
+            for event_id, case_id, detail in rows:
                 new = {
                     key: sealed
                     for key in PERSONAL_DETAIL_KEYS
                     if isinstance(detail.get(key), str)
-                    and (sealed := _resealed(keyring, detail[key], f"case_event.detail.{key}")) is not None
+                    and (sealed := _resealed(keyring, detail[key], f"case_event.detail.{key}", case_id))
+                    is not None
                 }
                 if new and not done.room(max_rows):
                     return

@@ -28,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    func,
     literal,
     or_,
     select,
@@ -41,7 +42,8 @@ from responder.domain import RESOLVED
 from responder.errors import Conflict, NotFound
 from responder.store.db import Database
 from responder.store.models import AuditEvent, Case, CaseEvent, Integration
-from responder.store.sealed import PERSONAL_DETAIL_KEYS, PREFIX
+from responder.store.queries import rowcount
+from responder.store.sealed import PERSONAL_DETAIL_KEYS, PREFIX, for_case
 from responder.store.types import UTCDateTime
 
 CASE: Table = Case.__table__  # type: ignore[attr-defined]
@@ -135,18 +137,9 @@ async def redact(
         return []
     done: list[Redacted] = []
     async with db.engine.begin() as conn:
-        held = set(
-            (
-                await conn.execute(
-                    select(CASE.c.id).where(
-                        CASE.c.id.in_([d.case_id for d in due]), CASE.c.held_at.is_not(None)
-                    )
-                )
-            ).scalars()
-        )
         for item in due:
-            if item.case_id in held:
-                continue
+            if not await _claim(conn, item, now, forget_subject):
+                continue  # held since it was found, or another replica redacted it first
             removed = await _redact_one(conn, item, now, forget_subject)
             done.append(Redacted(item.case_id, item.identity, item.notes, removed))
             parts = [p for p, on in (("identity", item.identity), ("notes", item.notes)) if on]
@@ -178,23 +171,38 @@ async def redact(
     return done
 
 
+async def _claim(conn: AsyncConnection, item: Due, now: datetime, erasing: bool) -> bool:
+    """Mark the case's parts redacted, if it is still not held and (retention) still not redacted; one
+    UPDATE, so that replicas running housekeeping at once redact and audit a case once: the second
+    waits for the first's row lock and then finds nothing to do."""
+    marks: dict[str, Any] = {}
+    where = [CASE.c.id == item.case_id, CASE.c.held_at.is_(None)]
+    for part, on in (("identity_redacted_at", item.identity), ("notes_redacted_at", item.notes)):
+        if on:
+            marks[part] = func.coalesce(CASE.c[part], now)
+            if not erasing:
+                where.append(CASE.c[part].is_(None))
+    return rowcount(await conn.execute(update(CASE).where(*where).values(**marks))) == 1
+
+
 async def _redact_one(conn: AsyncConnection, item: Due, now: datetime, forget_subject: bool) -> int:
     """One case's parts redacted; returns how many texts were removed from its timeline."""
     changes: dict[str, Any] = {}
     if item.identity:
         # The alert keeps what routing and the review use (all of it also in clear in its columns).
-        changes["alert"] = {
-            "alert_id": item.alert_id,
-            "detected_at": item.detected_at.isoformat().replace("+00:00", "Z"),
-            "risk": {"level": item.risk_level},
-        }
-        changes["identity_redacted_at"] = now
+        changes["alert"] = for_case(
+            item.case_id,
+            {
+                "alert_id": item.alert_id,
+                "detected_at": item.detected_at.isoformat().replace("+00:00", "Z"),
+                "risk": {"level": item.risk_level},
+            },
+        )
     if forget_subject:
         changes["subject_key"] = None
     removed = 0
     if item.notes:
         changes["outcome_note"] = None
-        changes["notes_redacted_at"] = now
         removed = await _remove_texts(conn, item.case_id)
     await conn.execute(update(CASE).where(CASE.c.id == item.case_id).values(**changes))
     return removed
