@@ -60,6 +60,18 @@ def test_shipped_config_and_playbooks_pass(tree: tuple[Path, Path]) -> None:
         ),
         ("config", "roles: [manager]", "roles: [boss]", "responder.yaml:17: people[5].roles[0]"),
         (
+            "config",
+            "    duplicate: {identity: 7d, notes: 7d}",
+            "    duplicate: {identity: 7d, notes: 10m}",
+            "responder.yaml:33: retention.outcomes.duplicate.notes: keep it from 1h to 3650d",
+        ),
+        (
+            "config",
+            "    duplicate: {identity: 7d, notes: 7d}",
+            "    dupe: {identity: 7d}",
+            "retention.outcomes: unknown outcome 'dupe' (one of located_safe,",
+        ),
+        (
             "team-leads.yaml",
             "{name: primary, people: [tom]}",
             "{name: primary, people: [tim]}",
