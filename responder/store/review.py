@@ -97,7 +97,7 @@ async def cases_with_platform(db: Database, filters: Filters) -> list[tuple[Case
             .options(*_NOT_PERSONAL)
             .join(Integration, col(Integration.id) == col(Case.integration_id))
             .where(*filters.where())
-            .order_by(col(Case.received_at))
+            .order_by(col(Case.received_at), col(Case.id))  # the same order every time, ties included
         )
         return [(case, platform) for case, platform in rows.all()]
 
