@@ -219,27 +219,16 @@ async def resolve_case(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/cases/{case_id}/hold")
-async def hold_case(request: web.Request) -> web.Response:
-    """A legal hold (managers): nothing of the case is redacted until it is lifted; audited."""
-    caller = await require_api(request, MANAGER)
-    reason = _hold_reason(await _json_body(request))
-    case_id = request.match_info["case_id"]
-    await retention.set_hold(request.app[DB], case_id, caller.name, reason, request.app[CLOCK].now())
-    return await _held(request, case_id)
-
-
 @routes.delete("/v1/cases/{case_id}/hold")
-async def lift_hold(request: web.Request) -> web.Response:
-    """The hold lifted (managers), with a reason; retention applies again, audited."""
+async def hold_case(request: web.Request) -> web.Response:
+    """A legal hold (managers), with a reason: POST sets it (nothing of the case is redacted until it is
+    lifted), DELETE lifts it (retention applies again); audited. The answer carries the case's
+    reference and retention, nothing about the person."""
     caller = await require_api(request, MANAGER)
     reason = _hold_reason(await _json_body(request))
     case_id = request.match_info["case_id"]
-    await retention.lift_hold(request.app[DB], case_id, caller.name, reason, request.app[CLOCK].now())
-    return await _held(request, case_id)
-
-
-async def _held(request: web.Request, case_id: str) -> web.Response:
-    """The answer to a hold's change: the case's reference and retention, nothing about the person."""
+    change = retention.set_hold if request.method == "POST" else retention.lift_hold
+    await change(request.app[DB], case_id, caller.name, reason, request.app[CLOCK].now())
     case = await case_store.get_case(request.app[DB], case_id)
     return web.json_response({"id": case.id, "ref": case.ref, "retention": retention_json(request, case)})
 
