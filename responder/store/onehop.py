@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Table, insert
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import SQLModel
 
@@ -127,6 +127,10 @@ async def transaction(conn: AsyncConnection, work: Callable[[sqlite3.Connection]
         result: Result = await aio._execute(in_thread)
     except sqlite3.IntegrityError as exc:
         raise IntegrityError("one-hop transaction", None, exc, hide_parameters=True) from None
+    except sqlite3.OperationalError as exc:
+        # The lock not had within SQLite's busy timeout (another process holds it): the database did
+        # not answer in time, a 503 to try again, as through SQLAlchemy, never a 500.
+        raise OperationalError("one-hop transaction", None, exc, hide_parameters=True) from None
     return result
 
 
